@@ -1,1 +1,16 @@
-//! placeholder
+pub mod device;
+pub mod dtype;
+pub mod error;
+pub mod gradcheck;
+pub mod graph;
+pub mod memory;
+pub mod shape;
+pub mod storage;
+pub mod tensor;
+pub use device::Device;
+pub use dtype::{DType, Element};
+pub use error::{Error, Result};
+pub use shape::Shape;
+pub use tensor::Tensor;
+pub mod ops;
+pub use graph::{is_grad_enabled, no_grad, Gradients, NoGradGuard, TensorId};

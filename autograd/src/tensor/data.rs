@@ -1,0 +1,238 @@
+//! Reading tensor data out, converting dtypes, moving devices, and the few in-place writes.
+
+use super::Tensor;
+use crate::storage::{CpuData, StorageElement};
+use crate::{graph, DType, Device, Error, Result};
+use kernels::strided::copy_to_contiguous;
+
+/// Apply `$body` to the typed vector/slice inside a `CpuData`, whatever its dtype.
+macro_rules! map_cpu_data {
+    ($data:expr, $v:ident => $body:expr) => {
+        match $data {
+            CpuData::F32($v) => $body,
+            CpuData::F64($v) => $body,
+            CpuData::BF16($v) => $body,
+            CpuData::F16($v) => $body,
+            CpuData::I64($v) => $body,
+            CpuData::Bool($v) => $body,
+        }
+    };
+}
+
+impl Tensor {
+    /// Run `f` on this tensor's elements as one contiguous row-major slice, copying first only
+    /// when the tensor is a non-contiguous view. Errors if `T` is not the tensor's dtype.
+    pub(crate) fn with_slice<T: StorageElement, R>(&self, f: impl FnOnce(&[T]) -> R) -> Result<R> {
+        let guard = self.0.storage.read();
+        let all = T::slice(&guard).ok_or(Error::DTypeMismatch {
+            op: "read",
+            dtypes: vec![self.dtype(), T::DTYPE],
+        })?;
+        if self.is_contiguous() {
+            Ok(f(&all[self.0.offset..self.0.offset + self.numel()]))
+        } else {
+            let copy = copy_to_contiguous(all, &self.0.shape, &self.0.strides, self.0.offset);
+            drop(guard);
+            Ok(f(&copy))
+        }
+    }
+
+    /// The raw storage slice and this tensor's layout, for kernels that walk strides themselves.
+    pub(crate) fn with_strided<T: StorageElement, R>(
+        &self,
+        f: impl FnOnce(kernels::elementwise::cpu::Operand<T>) -> R,
+    ) -> Result<R> {
+        let guard = self.0.storage.read();
+        let all = T::slice(&guard).ok_or(Error::DTypeMismatch {
+            op: "read",
+            dtypes: vec![self.dtype(), T::DTYPE],
+        })?;
+        Ok(f(kernels::elementwise::cpu::Operand {
+            data: all,
+            strides: &self.0.strides,
+            offset: self.0.offset,
+        }))
+    }
+
+    /// The elements in row-major order. `T` must be the tensor's dtype (`u8` for bool).
+    pub fn to_vec<T: StorageElement>(&self) -> Result<Vec<T>> {
+        if T::DTYPE != self.dtype() {
+            return Err(Error::DTypeMismatch {
+                op: "to_vec",
+                dtypes: vec![self.dtype(), T::DTYPE],
+            });
+        }
+        self.with_slice(|s: &[T]| s.to_vec())
+    }
+
+    /// The elements converted to f64, whatever the dtype.
+    pub fn to_vec_f64(&self) -> Result<Vec<f64>> {
+        let t = self.contiguous()?;
+        let guard = t.0.storage.read();
+        let range = t.0.offset..t.0.offset + t.numel();
+        Ok(map_cpu_data!(&*guard, v => v[range].iter().map(|x| crate::Element::to_f64(*x)).collect()))
+    }
+
+    /// The single element of a one-element tensor, as f64 (`torch.Tensor.item`).
+    pub fn item(&self) -> Result<f64> {
+        if self.numel() != 1 {
+            return Err(Error::InvalidArgument {
+                op: "item",
+                reason: format!("needs exactly one element, shape is {:?}", self.shape()),
+            });
+        }
+        Ok(self.to_vec_f64()?[0])
+    }
+
+    /// A contiguous tensor with the same values. Returns `self` when already contiguous. Keeps
+    /// the graph identity: the values and shape are the same, so gradients are the same.
+    pub fn contiguous(&self) -> Result<Tensor> {
+        if self.is_contiguous() {
+            return Ok(self.clone());
+        }
+        let guard = self.0.storage.read();
+        let (shape, strides, off) = (&self.0.shape, &self.0.strides, self.0.offset);
+        let data =
+            map_cpu_data!(&*guard, v => StorageElement::wrap(copy_to_contiguous(v, shape, strides, off)));
+        drop(guard);
+        Ok(Tensor::from_cpu_data(data, shape).with_var(self.0.var.clone()))
+    }
+
+    /// Convert to another dtype (`torch.Tensor.to(dtype)`). f32 <-> f64 is differentiable;
+    /// converting a tensor that requires gradient to a storage-only or integer dtype is an error.
+    pub fn to_dtype(&self, dtype: DType) -> Result<Tensor> {
+        if dtype == self.dtype() {
+            return Ok(self.clone());
+        }
+        let differentiable = self.dtype().is_compute_float() && dtype.is_compute_float();
+        if !differentiable {
+            graph::ensure_untracked("to_dtype", &[self])?;
+        }
+        let values = self.to_vec_f64()?;
+        let out = Tensor::from_cpu_data(super::create::from_f64s(values, dtype), self.shape());
+        if !differentiable {
+            return Ok(out);
+        }
+        let from = self.dtype();
+        Ok(graph::record("to_dtype", &[self], out, move |g, _| {
+            Ok(vec![Some(g.to_dtype(from)?)])
+        }))
+    }
+
+    /// Move to `device` (`torch.Tensor.to(device)`). CPU to CPU returns the same tensor.
+    pub fn to_device(&self, device: Device) -> Result<Tensor> {
+        match device {
+            d if d == self.device() => Ok(self.clone()),
+            Device::Cpu => Ok(self.clone()),
+            Device::Cuda(_) => Err(Error::DeviceUnavailable {
+                device,
+                reason: "the CUDA backend is not built yet (issue 3)".into(),
+            }),
+        }
+    }
+
+    /// Overwrite this tensor's elements with `src`'s (same shape and dtype), in place
+    /// (`torch.Tensor.copy_`). Every handle sharing the storage sees the change. Not allowed on
+    /// tensors that require gradient: the graph may have saved the old values.
+    pub fn copy_(&self, src: &Tensor) -> Result<()> {
+        self.check_in_place("copy_", src)?;
+        let values = src.contiguous()?;
+        let src_guard;
+        let src_data: CpuData;
+        // Copying a tensor onto itself (or an overlapping view) must read before writing.
+        let src_ref = if values.shares_storage_with(self) {
+            src_data = values.0.storage.read().clone();
+            &src_data
+        } else {
+            src_guard = values.0.storage.read();
+            &*src_guard
+        };
+        let mut guard = self.0.storage.write();
+        let (shape, strides, off) = (self.0.shape.clone(), self.0.strides.clone(), self.0.offset);
+        let n = self.numel();
+        let so = values.0.offset;
+        match (&mut *guard, src_ref) {
+            (CpuData::F32(d), CpuData::F32(s)) => scatter(&s[so..so + n], d, &shape, &strides, off),
+            (CpuData::F64(d), CpuData::F64(s)) => scatter(&s[so..so + n], d, &shape, &strides, off),
+            (CpuData::BF16(d), CpuData::BF16(s)) => scatter(&s[so..so + n], d, &shape, &strides, off),
+            (CpuData::F16(d), CpuData::F16(s)) => scatter(&s[so..so + n], d, &shape, &strides, off),
+            (CpuData::I64(d), CpuData::I64(s)) => scatter(&s[so..so + n], d, &shape, &strides, off),
+            (CpuData::Bool(d), CpuData::Bool(s)) => scatter(&s[so..so + n], d, &shape, &strides, off),
+            _ => unreachable!("check_in_place compared dtypes"),
+        }
+        Ok(())
+    }
+
+    /// `self += alpha * other` in place (same shape, dtype f32/f64). The building block of
+    /// plain SGD and of gradient accumulation.
+    pub fn add_scaled_(&self, other: &Tensor, alpha: f64) -> Result<()> {
+        self.check_in_place("add_scaled_", other)?;
+        let other = if other.shares_storage_with(self) {
+            other.deep_copy()?
+        } else {
+            other.contiguous()?
+        };
+        let this = if self.is_contiguous() {
+            self.clone()
+        } else {
+            return self.copy_(&self.add(&other.mul_scalar(alpha)?)?);
+        };
+        let src = other.0.storage.read();
+        let mut dst = this.0.storage.write();
+        let (d0, s0, n) = (this.0.offset, other.0.offset, this.numel());
+        match (&mut *dst, &*src) {
+            (CpuData::F32(d), CpuData::F32(s)) => {
+                let a = alpha as f32;
+                kernels::elementwise::cpu::zip_apply(&mut d[d0..d0 + n], &s[s0..s0 + n], |x, y| x + a * y)
+            }
+            (CpuData::F64(d), CpuData::F64(s)) => {
+                kernels::elementwise::cpu::zip_apply(&mut d[d0..d0 + n], &s[s0..s0 + n], |x, y| x + alpha * y)
+            }
+            _ => {
+                return Err(Error::UnsupportedDType {
+                    op: "add_scaled_",
+                    dtype: self.dtype(),
+                    expected: "f32 or f64",
+                })
+            }
+        }
+        Ok(())
+    }
+
+    /// A copy in new storage, untracked.
+    pub(crate) fn deep_copy(&self) -> Result<Tensor> {
+        let guard = self.0.storage.read();
+        let (shape, strides, off) = (&self.0.shape, &self.0.strides, self.0.offset);
+        let data =
+            map_cpu_data!(&*guard, v => StorageElement::wrap(copy_to_contiguous(v, shape, strides, off)));
+        Ok(Tensor::from_cpu_data(data, shape))
+    }
+
+    fn check_in_place(&self, op: &'static str, src: &Tensor) -> Result<()> {
+        graph::ensure_untracked(op, &[self])?;
+        if src.shape() != self.shape() {
+            return Err(Error::ShapeMismatch {
+                op,
+                shapes: vec![self.0.shape.clone(), src.0.shape.clone()],
+                reason: "in-place ops need equal shapes".into(),
+            });
+        }
+        if src.dtype() != self.dtype() {
+            return Err(Error::DTypeMismatch {
+                op,
+                dtypes: vec![self.dtype(), src.dtype()],
+            });
+        }
+        if self.0.strides.contains(&0) && self.numel() > 1 {
+            return Err(Error::InvalidArgument {
+                op,
+                reason: "cannot write into an expanded view (several elements share memory)".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+fn scatter<T: Copy>(src: &[T], dst: &mut [T], shape: &[usize], strides: &[usize], offset: usize) {
+    kernels::strided::copy_from_contiguous(src, dst, shape, strides, offset);
+}

@@ -1,0 +1,8 @@
+//! Elementwise kernels: unary maps, broadcast binary and ternary maps, and the scalar math of
+//! every unary op with its derivative (`UnaryOp`), written once so the forward, the backward and
+//! the CUDA port all read the same formulas.
+
+pub mod cpu;
+mod unary_op;
+
+pub use unary_op::UnaryOp;
