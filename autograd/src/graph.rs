@@ -50,6 +50,21 @@ pub struct Node {
     backward: Box<BackwardFn>,
 }
 
+impl Drop for Node {
+    /// Drop the graph behind this node iteratively: the default recursive drop of a chain of
+    /// `Arc<Node>`s overflows the stack on deep graphs (a long training loop unrolled, a
+    /// 20k-op chain in the tests).
+    fn drop(&mut self) {
+        let mut stack: Vec<Arc<Node>> = self.inputs.drain(..).flatten().filter_map(|v| v.node).collect();
+        while let Some(node) = stack.pop() {
+            // Only the last owner unlinks; shared nodes are still in use elsewhere.
+            if let Ok(mut node) = Arc::try_unwrap(node) {
+                stack.extend(node.inputs.drain(..).flatten().filter_map(|v| v.node));
+            }
+        }
+    }
+}
+
 /// A tensor's graph entry: an id, and the node that produced it (`None` for a leaf).
 #[derive(Clone)]
 pub struct Var {
@@ -141,7 +156,7 @@ pub(crate) fn ensure_untracked(op: &'static str, inputs: &[&Tensor]) -> Result<(
 }
 
 /// Gradients of the leaves, keyed by their graph identity.
-#[derive(Default)]
+#[derive(Default, Debug)]
 pub struct Gradients {
     map: HashMap<TensorId, Tensor>,
 }

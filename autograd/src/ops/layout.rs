@@ -178,7 +178,12 @@ impl Tensor {
 
     /// Insert a size-1 axis at `axis` (`-1` appends).
     pub fn unsqueeze(&self, axis: isize) -> Result<Tensor> {
-        let a = normalize_axis("unsqueeze", axis, self.rank() + 1)?;
+        // Valid axes are -(rank+1)..=rank; the error reports the input's own rank.
+        let a = normalize_axis("unsqueeze", axis, self.rank() + 1).map_err(|_| Error::BadAxis {
+            op: "unsqueeze",
+            axis,
+            rank: self.rank(),
+        })?;
         let mut shape = self.0.shape.clone();
         shape.insert(a, 1);
         self.reshape(&shape)
@@ -269,7 +274,11 @@ impl Tensor {
                 reason: "all inputs must have the same shape".into(),
             });
         }
-        let a = normalize_axis("stack", axis, first.rank() + 1)?;
+        let a = normalize_axis("stack", axis, first.rank() + 1).map_err(|_| Error::BadAxis {
+            op: "stack",
+            axis,
+            rank: first.rank(),
+        })?;
         let expanded: Vec<Tensor> = tensors
             .iter()
             .map(|t| t.unsqueeze(a as isize))
