@@ -50,6 +50,26 @@ pub fn for_each_row<const N: usize>(
     }
 }
 
+/// Each operand's offset of the first element of innermost row `row` (row-major over
+/// `shape[..rank-1]`), computed directly rather than by walking: lets threads start anywhere.
+pub fn row_start<const N: usize>(
+    shape: &[usize],
+    strides: [&[usize]; N],
+    offsets: [usize; N],
+    row: usize,
+) -> [usize; N] {
+    let mut starts = offsets;
+    let mut rest = row;
+    for d in (0..shape.len().saturating_sub(1)).rev() {
+        let i = rest % shape[d];
+        rest /= shape[d];
+        for (start, s) in starts.iter_mut().zip(strides.iter()) {
+            *start += i * s[d];
+        }
+    }
+    starts
+}
+
 /// Row-major contiguous strides for `shape`.
 pub fn contiguous_strides(shape: &[usize]) -> Vec<usize> {
     let mut strides = vec![0; shape.len()];

@@ -49,12 +49,31 @@ fn plan(op: &'static str, x: &Tensor, axes: &[isize], keepdim: bool) -> Result<P
 }
 
 /// Run `f` on each reduced row; returns the untracked result of shape `plan.out_shape`.
-fn reduce_with<F32, F64>(op: &'static str, x: &Tensor, p: &Plan, f32_fn: F32, f64_fn: F64) -> Result<Tensor>
+/// When the reduced axes are one consecutive block that is not innermost and `middle` is given,
+/// the block is combined row-wise in place instead (see `kernels::reduce::cpu::reduce_middle`).
+fn reduce_with<F32, F64>(
+    op: &'static str,
+    x: &Tensor,
+    p: &Plan,
+    middle: Option<k::Combine>,
+    f32_fn: F32,
+    f64_fn: F64,
+) -> Result<Tensor>
 where
     F32: Fn(&[f32]) -> f32 + Sync,
     F64: Fn(&[f64]) -> f64 + Sync,
 {
     check_float(op, x)?;
+    let consecutive = p.axes.windows(2).all(|w| w[1] == w[0] + 1);
+    let last = p.axes.last().copied().unwrap_or(0);
+    if let (Some(combine), true, true) = (middle, consecutive, last + 1 < x.rank()) {
+        let outer: usize = x.shape()[..p.axes[0]].iter().product();
+        let inner: usize = x.shape()[last + 1..].iter().product();
+        let data = with_float!(op, x.dtype(), T => {
+            T::wrap(x.with_slice(|v: &[T]| k::reduce_middle(v, outer, p.row_len, inner, combine))?)
+        });
+        return Ok(Tensor::from_cpu_data(data, &p.out_shape));
+    }
     // Kept axes first, reduced axes last.
     let mut order: Vec<usize> = (0..x.rank()).filter(|a| !p.axes.contains(a)).collect();
     order.extend(&p.axes);
@@ -94,7 +113,7 @@ impl Tensor {
     /// (`torch.sum(x, dim, keepdim)`). The sum of nothing is 0.
     pub fn sum(&self, axes: &[isize], keepdim: bool) -> Result<Tensor> {
         let p = plan("sum", self, axes, keepdim)?;
-        let out = reduce_with("sum", self, &p, k::sum, k::sum)?;
+        let out = reduce_with("sum", self, &p, Some(k::Combine::Sum), k::sum, k::sum)?;
         let (keep, in_shape) = (p.keep_shape, self.0.shape.clone());
         Ok(record("sum", &[self], out, move |g, _| {
             Ok(vec![Some(
@@ -138,6 +157,7 @@ impl Tensor {
             "var",
             self,
             &p,
+            None,
             |r| k::var(r, correction),
             |r| k::var(r, correction),
         )?;
@@ -167,9 +187,9 @@ impl Tensor {
         let p = plan(op, self, axes, keepdim)?;
         require_nonempty(op, self, &p)?;
         let out = if op == "max" {
-            reduce_with(op, self, &p, k::max, k::max)?
+            reduce_with(op, self, &p, Some(k::Combine::Max), k::max, k::max)?
         } else {
-            reduce_with(op, self, &p, k::min, k::min)?
+            reduce_with(op, self, &p, Some(k::Combine::Min), k::min, k::min)?
         };
         let (x, y) = (self.detach(), out.clone());
         let keep = p.keep_shape;
@@ -185,7 +205,7 @@ impl Tensor {
     /// is -inf with zero gradient.
     pub fn logsumexp(&self, axes: &[isize], keepdim: bool) -> Result<Tensor> {
         let p = plan("logsumexp", self, axes, keepdim)?;
-        let out = reduce_with("logsumexp", self, &p, k::logsumexp, k::logsumexp)?;
+        let out = reduce_with("logsumexp", self, &p, None, k::logsumexp, k::logsumexp)?;
         let (x, y) = (self.detach(), out.clone());
         let keep = p.keep_shape;
         Ok(record("logsumexp", &[self], out, move |g, _| {

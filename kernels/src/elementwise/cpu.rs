@@ -4,6 +4,7 @@
 
 use crate::strided::for_each_row;
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 /// Below this many elements a map runs on one thread: spawning costs more than it saves.
 pub const PARALLEL_MIN_ELEMENTS: usize = 1 << 16;
@@ -20,45 +21,46 @@ pub struct Operand<'a, T> {
 }
 
 /// `out[i] = f(x[i])` over a contiguous slice.
-pub fn map<T: Copy + Sync, U: Copy + Send + Default>(x: &[T], f: impl Fn(T) -> U + Sync) -> Vec<U> {
-    let mut out = vec![U::default(); x.len()];
-    if x.len() >= PARALLEL_MIN_ELEMENTS {
-        out.par_chunks_mut(CHUNK)
-            .zip(x.par_chunks(CHUNK))
-            .for_each(|(o, x)| {
-                for (o, &x) in o.iter_mut().zip(x) {
-                    *o = f(x);
-                }
-            });
-    } else {
-        for (o, &x) in out.iter_mut().zip(x) {
-            *o = f(x);
+pub fn map<T: Copy + Sync, U: Copy + Send>(x: &[T], f: impl Fn(T) -> U + Sync) -> Vec<U> {
+    fill_new(x.len(), |start, out| {
+        for (o, &x) in out.iter_mut().zip(&x[start..]) {
+            o.write(f(x));
         }
-    }
-    out
+    })
 }
 
 /// `out[i] = f(a[i], b[i])` over two contiguous slices of the same length.
-pub fn zip_map<A: Copy + Sync, B: Copy + Sync, U: Copy + Send + Default>(
+pub fn zip_map<A: Copy + Sync, B: Copy + Sync, U: Copy + Send>(
     a: &[A],
     b: &[B],
     f: impl Fn(A, B) -> U + Sync,
 ) -> Vec<U> {
     assert_eq!(a.len(), b.len(), "zip_map: callers check lengths");
-    let mut out = vec![U::default(); a.len()];
-    if a.len() >= PARALLEL_MIN_ELEMENTS {
-        out.par_chunks_mut(CHUNK)
-            .zip(a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK)))
-            .for_each(|(o, (a, b))| {
-                for ((o, &a), &b) in o.iter_mut().zip(a).zip(b) {
-                    *o = f(a, b);
-                }
-            });
-    } else {
-        for ((o, &a), &b) in out.iter_mut().zip(a).zip(b) {
-            *o = f(a, b);
+    fill_new(a.len(), |start, out| {
+        for ((o, &a), &b) in out.iter_mut().zip(&a[start..]).zip(&b[start..]) {
+            o.write(f(a, b));
         }
+    })
+}
+
+/// A new vector of `n` elements written by `fill(start, chunk)`, which must initialize every
+/// element of `chunk` (the elements `start..start + chunk.len()`). Large outputs are filled in
+/// parallel chunks. Writing into uninitialized capacity, rather than `vec![default; n]` and
+/// overwriting, saves a full pass over memory: for bandwidth-bound maps that is a third of
+/// the traffic.
+fn fill_new<U: Copy + Send>(n: usize, fill: impl Fn(usize, &mut [MaybeUninit<U>]) + Sync) -> Vec<U> {
+    let mut out: Vec<U> = Vec::with_capacity(n);
+    let spare = &mut out.spare_capacity_mut()[..n];
+    if n >= PARALLEL_MIN_ELEMENTS {
+        spare
+            .par_chunks_mut(CHUNK)
+            .enumerate()
+            .for_each(|(i, chunk)| fill(i * CHUNK, chunk));
+    } else {
+        fill(0, spare);
     }
+    // SAFETY: `fill` initialized every element of `spare`, which is exactly the first n.
+    unsafe { out.set_len(n) };
     out
 }
 
@@ -81,53 +83,70 @@ pub fn zip_apply<A: Copy + Send + Sync, B: Copy + Sync>(a: &mut [A], b: &[B], f:
 }
 
 /// Broadcast binary map: `out[idx] = f(a[idx], b[idx])` over `out_shape`, with each operand's
-/// strides already expanded to `out_shape` (0 on broadcast dimensions).
-pub fn broadcast_map2<A: Copy + Sync, B: Copy + Sync, U: Copy + Send + Default>(
+/// strides already expanded to `out_shape` (0 on broadcast dimensions). Large outputs with
+/// long enough rows are split across threads by rows.
+pub fn broadcast_map2<A: Copy + Sync, B: Copy + Sync, U: Copy + Send>(
     out_shape: &[usize],
     a: Operand<A>,
     b: Operand<B>,
     f: impl Fn(A, B) -> U + Sync,
 ) -> Vec<U> {
     let n: usize = out_shape.iter().product();
-    let mut out = vec![U::default(); n];
+    if n == 0 {
+        return Vec::new();
+    }
     let inner = out_shape.last().copied().unwrap_or(1);
-    for_each_row(
-        out_shape,
-        [a.strides, b.strides],
-        [a.offset, b.offset],
-        |row, [sa, sb], [da, db]| {
-            let o = &mut out[row * inner..(row + 1) * inner];
-            // Specialize the common stride patterns so the inner loop vectorizes.
-            match (da, db) {
-                (1, 1) => {
-                    for ((o, &x), &y) in o
-                        .iter_mut()
-                        .zip(&a.data[sa..sa + inner])
-                        .zip(&b.data[sb..sb + inner])
-                    {
-                        *o = f(x, y);
-                    }
-                }
-                (1, 0) => {
-                    let y = b.data[sb];
-                    for (o, &x) in o.iter_mut().zip(&a.data[sa..sa + inner]) {
-                        *o = f(x, y);
-                    }
-                }
-                (0, 1) => {
-                    let x = a.data[sa];
-                    for (o, &y) in o.iter_mut().zip(&b.data[sb..sb + inner]) {
-                        *o = f(x, y);
-                    }
-                }
-                _ => {
-                    for (j, o) in o.iter_mut().enumerate() {
-                        *o = f(a.data[sa + j * da], b.data[sb + j * db]);
-                    }
-                }
+    let rank = out_shape.len();
+    let (da, db) = if rank == 0 {
+        (0, 0)
+    } else {
+        (a.strides[rank - 1], b.strides[rank - 1])
+    };
+    let strides = [a.strides, b.strides];
+    let offsets = [a.offset, b.offset];
+    // One innermost row; the common stride patterns are specialized so the loop vectorizes.
+    let row = |o: &mut [MaybeUninit<U>], sa: usize, sb: usize| match (da, db) {
+        (1, 1) => {
+            for ((o, &x), &y) in o
+                .iter_mut()
+                .zip(&a.data[sa..sa + inner])
+                .zip(&b.data[sb..sb + inner])
+            {
+                o.write(f(x, y));
             }
-        },
-    );
+        }
+        (1, 0) => {
+            let y = b.data[sb];
+            for (o, &x) in o.iter_mut().zip(&a.data[sa..sa + inner]) {
+                o.write(f(x, y));
+            }
+        }
+        (0, 1) => {
+            let x = a.data[sa];
+            for (o, &y) in o.iter_mut().zip(&b.data[sb..sb + inner]) {
+                o.write(f(x, y));
+            }
+        }
+        _ => {
+            for (j, o) in o.iter_mut().enumerate() {
+                o.write(f(a.data[sa + j * da], b.data[sb + j * db]));
+            }
+        }
+    };
+    let mut out: Vec<U> = Vec::with_capacity(n);
+    let spare = &mut out.spare_capacity_mut()[..n];
+    if n >= PARALLEL_MIN_ELEMENTS && inner >= 64 {
+        spare.par_chunks_mut(inner).enumerate().for_each(|(r, o)| {
+            let [sa, sb] = crate::strided::row_start(out_shape, strides, offsets, r);
+            row(o, sa, sb);
+        });
+    } else {
+        for_each_row(out_shape, strides, offsets, |r, [sa, sb], _| {
+            row(&mut spare[r * inner..(r + 1) * inner], sa, sb)
+        });
+    }
+    // SAFETY: every row of the output, hence every element, was written above.
+    unsafe { out.set_len(n) };
     out
 }
 

@@ -97,6 +97,62 @@ pub fn var<T: Float>(row: &[T], correction: usize) -> T {
     ss / T::from_f64(n.saturating_sub(correction) as f64)
 }
 
+/// How `reduce_middle` combines values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Combine {
+    Sum,
+    Max,
+    Min,
+}
+
+/// Reduce the middle axis of a contiguous `[outer, r, inner]` buffer:
+/// `out[o, i] = ⊕_j x[o, j, i]`. Used when the reduced axes are not innermost (a bias gradient
+/// sums over the batch axis): combining whole rows of `inner` elements keeps the loop
+/// contiguous and vectorized, where moving the axis innermost would first need a transposing
+/// copy. NaN propagates through `Max`/`Min`. `r` must be at least 1 for `Max`/`Min`.
+pub fn reduce_middle<T: Float>(x: &[T], outer: usize, r: usize, inner: usize, op: Combine) -> Vec<T> {
+    let mut out = vec![T::ZERO; outer * inner];
+    if r == 0 || inner == 0 {
+        return out;
+    }
+    // Columns are independent; split them across threads when there is enough work.
+    let cols_per_task = if x.len() >= PARALLEL_MIN_ELEMENTS {
+        2048
+    } else {
+        inner.max(1)
+    };
+    for o in 0..outer {
+        let block = &x[o * r * inner..(o + 1) * r * inner];
+        let row_out = &mut out[o * inner..(o + 1) * inner];
+        let task = |(c, acc): (usize, &mut [T])| {
+            let start = c * cols_per_task;
+            acc.copy_from_slice(&block[start..start + acc.len()]);
+            for j in 1..r {
+                let src = &block[j * inner + start..j * inner + start + acc.len()];
+                match op {
+                    Combine::Sum => acc.iter_mut().zip(src).for_each(|(a, &v)| *a += v),
+                    Combine::Max => acc.iter_mut().zip(src).for_each(|(a, &v)| {
+                        if v > *a || v.is_nan() {
+                            *a = v
+                        }
+                    }),
+                    Combine::Min => acc.iter_mut().zip(src).for_each(|(a, &v)| {
+                        if v < *a || v.is_nan() {
+                            *a = v
+                        }
+                    }),
+                }
+            }
+        };
+        if cols_per_task < inner {
+            row_out.par_chunks_mut(cols_per_task).enumerate().for_each(task);
+        } else {
+            task((0, row_out));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,6 +165,32 @@ mod tests {
         assert_eq!(reduce_rows(&x, 4, min), vec![0.0, 4.0, 8.0]);
         let v = reduce_rows(&x, 4, |r| var(r, 1));
         assert!((v[0] - 5.0 / 3.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn middle_axis_matches_rows() {
+        // [2, 3, 4]: reduce the middle axis.
+        let x: Vec<f64> = (0..24).map(|i| ((i * 7) % 11) as f64 - 5.0).collect();
+        for op in [Combine::Sum, Combine::Max, Combine::Min] {
+            let got = reduce_middle(&x, 2, 3, 4, op);
+            for o in 0..2 {
+                for i in 0..4 {
+                    let col: Vec<f64> = (0..3).map(|j| x[o * 12 + j * 4 + i]).collect();
+                    let want = match op {
+                        Combine::Sum => sum(&col),
+                        Combine::Max => max(&col),
+                        Combine::Min => min(&col),
+                    };
+                    assert_eq!(got[o * 4 + i], want, "{op:?}");
+                }
+            }
+        }
+        // Large enough to take the parallel path.
+        let big = vec![1.0f32; 3 * 40_000];
+        assert!(reduce_middle(&big, 1, 3, 40_000, Combine::Sum)
+            .iter()
+            .all(|&v| v == 3.0));
+        assert!(reduce_middle(&[1.0f32, f32::NAN, 0.5, 2.0], 1, 2, 2, Combine::Max)[1].is_nan());
     }
 
     #[test]
