@@ -14,3 +14,5 @@ pub use shape::Shape;
 pub use tensor::Tensor;
 pub mod ops;
 pub use graph::{is_grad_enabled, no_grad, Gradients, NoGradGuard, TensorId};
+pub use ops::dropout::dropout_mask;
+pub use ops::index::embedding;

@@ -7,7 +7,9 @@
 
 pub mod elementwise;
 pub mod float;
+pub mod index;
 pub mod matmul;
+pub mod random;
 pub mod reduce;
 pub mod strided;
 

@@ -3,6 +3,8 @@
 
 pub(crate) mod binary;
 pub(crate) mod compare;
+pub(crate) mod dropout;
+pub(crate) mod index;
 pub(crate) mod layout;
 pub(crate) mod matmul;
 pub(crate) mod reduce;

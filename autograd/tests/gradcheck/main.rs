@@ -4,6 +4,7 @@
 mod common;
 mod coverage;
 mod elementwise;
+mod index;
 mod layout;
 mod matmul;
 mod reduce;
@@ -45,6 +46,11 @@ fn matmul() {
     run(matmul::cases());
 }
 
+#[test]
+fn index_ops() {
+    run(index::cases());
+}
+
 /// All cases of all families, for the coverage check.
 pub fn all_cases() -> Vec<common::Case> {
     let mut all = Vec::new();
@@ -55,5 +61,6 @@ pub fn all_cases() -> Vec<common::Case> {
     all.extend(reduce::cases());
     all.extend(layout::cases());
     all.extend(matmul::cases());
+    all.extend(index::cases());
     all
 }
