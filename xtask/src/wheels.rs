@@ -214,7 +214,7 @@ fn download(python: &str, wheels: &[&Wheel], dest: &Path) -> Result<(), String> 
     if !status.success() {
         let wanted: Vec<String> = wheels.iter().map(|w| w.requirement()).collect();
         return Err(format!(
-            "pip could not download {} (exit status {status}). pip's message is above. Check \
+            "pip could not download {} ({status}). pip's message is above. Check \
              that pypi.org is reachable (or that PIP_INDEX_URL points to a mirror that has these \
              versions), then rerun; or run `cargo xtask test --no-fetch` to skip the NVRTC \
              compile checks",
@@ -228,7 +228,8 @@ fn download(python: &str, wheels: &[&Wheel], dest: &Path) -> Result<(), String> 
 /// a half-filled cache that looks complete.
 fn unpack(python: &str, wheels: &[PathBuf], dest: &Path) -> Result<(), String> {
     progress(&format!("unpacking {} wheels", wheels.len()));
-    let partial = dest.with_extension("partial");
+    // Per process, so that two runs unpacking at once do not write into the same folder.
+    let partial = dest.with_extension(format!("partial-{}", std::process::id()));
     remove_dir_if_present(&partial)?;
     // Only nvidia/...: the dist-info is pip's bookkeeping. The `.alt` libraries (a second build
     // of libnvrtc, 110 MB) and static archives are never loaded by this project.
