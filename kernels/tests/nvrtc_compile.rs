@@ -8,8 +8,8 @@
 use std::io::Write;
 
 use kernels::cuda::{
-    all_sources, compile, nvrtc_available, nvrtc_version, stats_table, Arch, CompileOptions,
-    CudaError, KernelSource,
+    all_sources, compile, nvrtc_available, nvrtc_version, stats_table, Arch, CompileOptions, CudaError,
+    KernelSource,
 };
 
 /// Writes straight to stderr. libtest captures `println!`/`eprintln!` of passing tests, and
@@ -35,9 +35,7 @@ fn nvrtc_or_skip(test: &str) -> bool {
                 shown = true;
             });
             if !shown {
-                report(&format!(
-                    "\n{test}: SKIPPED (NVRTC not usable, see above)\n"
-                ));
+                report(&format!("\n{test}: SKIPPED (NVRTC not usable, see above)\n"));
             }
             false
         }

@@ -62,11 +62,8 @@ pub fn restart_with(dirs: &CudaDirs) -> Result<u8, String> {
     }
     let exe = std::env::current_exe().map_err(|e| format!("cannot find xtask's own path: {e}"))?;
     let mut cmd = Command::new(exe);
-    cmd.args(std::env::args_os().skip(1))
-        .env(REEXEC_MARKER, "1");
+    cmd.args(std::env::args_os().skip(1)).env(REEXEC_MARKER, "1");
     apply(&mut cmd, dirs);
-    let status = cmd
-        .status()
-        .map_err(|e| format!("cannot restart xtask: {e}"))?;
+    let status = cmd.status().map_err(|e| format!("cannot restart xtask: {e}"))?;
     Ok(crate::exit_code(status))
 }

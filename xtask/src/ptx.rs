@@ -9,8 +9,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use kernels::cuda::{
-    all_sources, compile, nvrtc_available, nvrtc_version, stats_table, Arch, CompileOptions,
-    Compiled,
+    all_sources, compile, nvrtc_available, nvrtc_version, stats_table, Arch, CompileOptions, Compiled,
 };
 
 use crate::{cuda_env, progress, wheels};
@@ -114,10 +113,7 @@ mod tests {
     fn arch_lists() {
         assert_eq!(parse_archs("all").unwrap(), [Arch::Sm80, Arch::Sm90]);
         assert_eq!(parse_archs("sm_90").unwrap(), [Arch::Sm90]);
-        assert_eq!(
-            parse_archs("sm_80,sm_86").unwrap(),
-            [Arch::Sm80, Arch::Sm(8, 6)]
-        );
+        assert_eq!(parse_archs("sm_80,sm_86").unwrap(), [Arch::Sm80, Arch::Sm(8, 6)]);
         assert!(parse_archs("sm_80,nope").is_err());
     }
 }

@@ -45,9 +45,7 @@ pub fn run(args: &TestArgs, root: &Path) -> Result<u8, String> {
         .chain(args.cargo_args.iter().map(String::as_str))
         .collect();
     progress(&format!("running: {}", shown.join(" ")));
-    let status = cmd
-        .status()
-        .map_err(|e| format!("could not run cargo: {e}"))?;
+    let status = cmd.status().map_err(|e| format!("could not run cargo: {e}"))?;
     Ok(exit_code(status))
 }
 

@@ -64,14 +64,10 @@ impl Wheel {
 
     fn find_in(&self, dir: &Path) -> Option<PathBuf> {
         let prefix = self.file_prefix();
-        fs::read_dir(dir)
-            .ok()?
-            .flatten()
-            .map(|e| e.path())
-            .find(|p| {
-                let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-                name.starts_with(&prefix) && name.ends_with(".whl")
-            })
+        fs::read_dir(dir).ok()?.flatten().map(|e| e.path()).find(|p| {
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            name.starts_with(&prefix) && name.ends_with(".whl")
+        })
     }
 }
 
@@ -106,8 +102,7 @@ pub fn ensure(root: &Path, quiet: bool) -> Result<CudaDirs, String> {
     }
 
     let wheel_dir = cache.join("cuda-wheels");
-    fs::create_dir_all(&wheel_dir)
-        .map_err(|e| format!("cannot create {}: {e}", wheel_dir.display()))?;
+    fs::create_dir_all(&wheel_dir).map_err(|e| format!("cannot create {}: {e}", wheel_dir.display()))?;
     let missing: Vec<&Wheel> = WHEELS
         .iter()
         .filter(|w| w.find_in(&wheel_dir).is_none())
@@ -192,18 +187,13 @@ fn platform_tags() -> Result<&'static [&'static str], String> {
 
 fn download(python: &str, wheels: &[&Wheel], dest: &Path) -> Result<(), String> {
     for w in wheels {
-        progress(&format!(
-            "downloading {} ({}) from PyPI",
-            w.requirement(),
-            w.size
-        ));
+        progress(&format!("downloading {} ({}) from PyPI", w.requirement(), w.size));
     }
     let mut cmd = Command::new(python);
     // --platform and --only-binary make pip fetch the Linux wheel whatever this interpreter is,
     // and never try to build anything; --no-deps because these wheels are self-contained.
     cmd.args(["-m", "pip", "download", "--no-deps", "--only-binary=:all:"]);
-    cmd.args(["--disable-pip-version-check", "--dest"])
-        .arg(dest);
+    cmd.args(["--disable-pip-version-check", "--dest"]).arg(dest);
     for tag in platform_tags()? {
         cmd.args(["--platform", tag]);
     }
@@ -270,20 +260,13 @@ for wheel in sys.argv[2:]:
     fs::write(partial.join("PINNED"), pinned_stamp())
         .map_err(|e| format!("cannot write {}: {e}", partial.join("PINNED").display()))?;
     remove_dir_if_present(dest)?;
-    fs::rename(&partial, dest).map_err(|e| {
-        format!(
-            "cannot move {} to {}: {e}",
-            partial.display(),
-            dest.display()
-        )
-    })
+    fs::rename(&partial, dest)
+        .map_err(|e| format!("cannot move {} to {}: {e}", partial.display(), dest.display()))
 }
 
 fn remove_dir_if_present(dir: &Path) -> Result<(), String> {
     match fs::remove_dir_all(dir) {
-        Err(e) if e.kind() != ErrorKind::NotFound => {
-            Err(format!("cannot remove {}: {e}", dir.display()))
-        }
+        Err(e) if e.kind() != ErrorKind::NotFound => Err(format!("cannot remove {}: {e}", dir.display())),
         _ => Ok(()),
     }
 }
@@ -296,8 +279,7 @@ mod tests {
     fn file_names_match_what_pip_saves() {
         let nvrtc = &WHEELS[0];
         assert_eq!(nvrtc.requirement(), "nvidia-cuda-nvrtc==13.0.88");
-        let saved =
-            "nvidia_cuda_nvrtc-13.0.88-py3-none-manylinux2010_x86_64.manylinux_2_12_x86_64.whl";
+        let saved = "nvidia_cuda_nvrtc-13.0.88-py3-none-manylinux2010_x86_64.manylinux_2_12_x86_64.whl";
         assert!(saved.starts_with(&nvrtc.file_prefix()));
         assert_eq!(
             pinned_stamp(),

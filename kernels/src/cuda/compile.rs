@@ -119,11 +119,7 @@ pub struct Compiled {
 }
 
 /// Compiles `source` for `arch` with ptxas's report on.
-pub fn compile(
-    source: &KernelSource,
-    arch: Arch,
-    options: &CompileOptions,
-) -> Result<Compiled, CudaError> {
+pub fn compile(source: &KernelSource, arch: Arch, options: &CompileOptions) -> Result<Compiled, CudaError> {
     nvrtc_available().map_err(CudaError::NvrtcUnavailable)?;
     let include_dir = match &options.include_dir {
         Some(dir) => Some(dir.clone()),
@@ -233,16 +229,14 @@ pub(crate) fn compile_raw(name: &str, src: &str, args: &[String]) -> Result<RawO
     };
     let c_src = CString::new(src).map_err(|_| bad_nul(name))?;
     let c_name = CString::new(name).map_err(|_| bad_nul("the source name"))?;
-    let prog =
-        result::create_program(&c_src, Some(&c_name)).map_err(nvrtc_err("nvrtcCreateProgram"))?;
+    let prog = result::create_program(&c_src, Some(&c_name)).map_err(nvrtc_err("nvrtcCreateProgram"))?;
     // SAFETY: `prog` comes from create_program and is destroyed exactly once, below, after the
     // last use; `c_src` and `c_name` outlive it.
     let out = unsafe {
         let compiled = result::compile_program(prog, args);
         let read = || -> Result<RawOutput, CudaError> {
-            let log = c_chars_to_string(
-                &result::get_program_log(prog).map_err(nvrtc_err("nvrtcGetProgramLog"))?,
-            );
+            let log =
+                c_chars_to_string(&result::get_program_log(prog).map_err(nvrtc_err("nvrtcGetProgramLog"))?);
             let (ptx, cubin) = if compiled.is_ok() {
                 let ptx = result::get_ptx(prog).map_err(nvrtc_err("nvrtcGetPTX"))?;
                 (c_chars_to_string(&ptx), get_cubin(prog)?)
@@ -300,11 +294,7 @@ unsafe fn get_cubin(prog: sys::nvrtcProgram) -> Result<Vec<u8>, CudaError> {
 
 /// NVRTC hands back NUL-terminated C strings as `Vec<c_char>`.
 fn c_chars_to_string(chars: &[c_char]) -> String {
-    let bytes: Vec<u8> = chars
-        .iter()
-        .map(|&c| c as u8)
-        .take_while(|&b| b != 0)
-        .collect();
+    let bytes: Vec<u8> = chars.iter().map(|&c| c as u8).take_while(|&b| b != 0).collect();
     String::from_utf8_lossy(&bytes).into_owned()
 }
 

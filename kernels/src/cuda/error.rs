@@ -12,10 +12,7 @@ pub enum CudaError {
     NvrtcUnavailable(String),
     /// The source includes CUDA headers (`cuda_bf16.h`, ...) and no folder holding them was
     /// found. NVRTC does not ship them; the `nvidia-cuda-runtime` wheel or a toolkit does.
-    HeadersNotFound {
-        source: String,
-        searched: Vec<PathBuf>,
-    },
+    HeadersNotFound { source: String, searched: Vec<PathBuf> },
     /// NVRTC or ptxas rejected the source; `log` is the full program log.
     Compile {
         source: String,

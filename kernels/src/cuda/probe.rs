@@ -83,8 +83,7 @@ pub fn driver_probe() -> Result<Arc<CudaContext>, CudaError> {
     // SAFETY: only tries to dlopen libcuda; no CUDA call is made.
     if !library_present(|| unsafe { cudarc::driver::sys::is_culib_present() }) {
         return Err(CudaError::Driver(
-            "libcuda (the NVIDIA driver library) was not found: this machine has no GPU driver"
-                .to_string(),
+            "libcuda (the NVIDIA driver library) was not found: this machine has no GPU driver".to_string(),
         ));
     }
     // Without the check above, CudaContext::new panics when libcuda is missing (DESIGN.md).

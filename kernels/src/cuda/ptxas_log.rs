@@ -86,9 +86,7 @@ fn fill_usage(k: &mut KernelStats, body: &str) {
             ["Used", n, "registers"] => k.registers = n.parse().unwrap_or(0),
             ["used", n, "barriers"] => k.barriers = n.parse().unwrap_or(0),
             [n, "bytes", "smem"] => k.shared_bytes = n.parse().unwrap_or(0),
-            [n, "bytes", bank] if bank.starts_with("cmem[") => {
-                k.const_bytes += n.parse::<u64>().unwrap_or(0)
-            }
+            [n, "bytes", bank] if bank.starts_with("cmem[") => k.const_bytes += n.parse::<u64>().unwrap_or(0),
             _ => {}
         }
     }
@@ -194,10 +192,7 @@ ptxas info    : Used 12 registers, used 0 barriers, 372 bytes cmem[0], 8 bytes c
         let j_block = ".visible .entry j()\n{\n}\n";
         assert_eq!(
             ptx_entry_sizes(ptx),
-            [
-                ("k".to_string(), k_block.len()),
-                ("j".to_string(), j_block.len())
-            ]
+            [("k".to_string(), k_block.len()), ("j".to_string(), j_block.len())]
         );
     }
 }
