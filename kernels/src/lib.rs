@@ -3,8 +3,9 @@
 //! shapes as numbers, and launch parameters; it never sees a tensor or a tape.
 //!
 //! Families: `elementwise` (unary and broadcast binary maps), `reduce` (row reductions),
-//! `matmul` (blocked GEMM).
+//! `matmul` (blocked GEMM). `cuda` holds the NVRTC pipeline that compiles the `.cu` sources.
 
+pub mod cuda;
 pub mod elementwise;
 pub mod float;
 pub mod index;

@@ -1,4 +1,80 @@
-fn main() {
-    eprintln!("xtask: not yet wired");
-    std::process::exit(2);
+//! `cargo xtask <command>`: the project's tasks, in Rust so that a fresh machine needs nothing
+//! but a Rust toolchain and python3 (for pip, which fetches the pinned NVRTC wheels).
+//!
+//! `.cargo/config.toml` aliases `cargo xtask` to `cargo run --quiet --package xtask --`.
+
+mod cuda_env;
+mod ptx;
+mod test;
+mod wheels;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    about = "Project tasks for the kernel research workspace.",
+    after_help = "Examples:\n  \
+        cargo xtask test                     fetch NVRTC (cached in .cache/) and run every test\n  \
+        cargo xtask test --no-fetch          the same without NVRTC; its checks skip\n  \
+        cargo xtask test -- --release        extra arguments go to `cargo test --workspace`\n  \
+        cargo xtask test -- spill -- --nocapture   (a test-name filter, then libtest flags)\n  \
+        cargo xtask ptx --arch sm_90 --out target/ptx",
+    arg_required_else_help = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The project's test command: fetch the pinned NVRTC wheels, then `cargo test --workspace`
+    /// with NVRTC on LD_LIBRARY_PATH and REQUIRE_NVRTC=1.
+    Test(test::TestArgs),
+    /// Compile every kernel with NVRTC and print registers, shared memory, spills and PTX size
+    /// per kernel and architecture.
+    Ptx(ptx::PtxArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let root = workspace_root();
+    let result = match &cli.command {
+        Command::Test(args) => test::run(args, &root),
+        Command::Ptx(args) => ptx::run(args, &root),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(message) => {
+            eprintln!("xtask: error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// xtask lives one level below the workspace root; every path it writes (`.cache/`) hangs off
+/// the root, so the commands behave the same from any working directory.
+fn workspace_root() -> PathBuf {
+    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir.parent().unwrap_or(manifest_dir).to_path_buf()
+}
+
+/// Progress goes to stderr so that stdout stays the command's result (the `ptx` table).
+fn progress(message: &str) {
+    eprintln!("xtask: {message}");
+}
+
+/// A child's exit status as our own: its code, or 128 + signal like a shell.
+fn exit_code(status: std::process::ExitStatus) -> u8 {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => u8::try_from(code).unwrap_or(1),
+        (None, Some(signal)) => u8::try_from(128 + signal).unwrap_or(1),
+        (None, None) => 1,
+    }
 }

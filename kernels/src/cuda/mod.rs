@@ -1,0 +1,27 @@
+//! The CUDA side of `kernels`: the registry of `.cu` sources, the NVRTC compile pipeline that
+//! keeps ptxas's report, and probes that tell whether NVRTC or a GPU is usable.
+//!
+//! Nothing here needs CUDA at build time: cudarc loads `libnvrtc` and `libcuda` when first
+//! used (feature `dynamic-loading`). Missing libraries are a normal outcome on a CPU machine,
+//! so every entry point returns an error value instead of panicking; see [`nvrtc_available`]
+//! and [`driver_probe`].
+//!
+//! Where NVRTC and the headers come from: `cargo xtask test` fetches the pinned PyPI wheels
+//! (`nvidia-cuda-nvrtc`, `nvidia-cuda-runtime`), puts their lib folder on `LD_LIBRARY_PATH` and
+//! points `CUDA_INCLUDE_DIR` at their headers. A CUDA toolkit at `/usr/local/cuda` works too.
+
+mod compile;
+mod error;
+mod probe;
+mod ptxas_log;
+mod report;
+mod sources;
+
+pub use compile::{compile, find_cuda_include, Arch, CompileOptions, Compiled};
+pub use error::CudaError;
+pub use probe::{device_arch, driver_probe, nvrtc_available, nvrtc_version};
+// Re-exported so that users of the driver API get the same cudarc version and features.
+pub use cudarc;
+pub use ptxas_log::{parse_ptxas_log, ptx_entry_sizes, KernelStats};
+pub use report::stats_table;
+pub use sources::{all_sources, source, KernelSource};
