@@ -51,7 +51,11 @@ impl Mlp {
     }
 
     pub fn parameters(&self) -> Vec<&Tensor> {
-        self.layers.iter().chain(&self.norms).flat_map(|(a, b)| [a, b]).collect()
+        self.layers
+            .iter()
+            .chain(&self.norms)
+            .flat_map(|(a, b)| [a, b])
+            .collect()
     }
 
     /// One step of plain SGD on the mean cross-entropy; returns the loss.

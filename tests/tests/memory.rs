@@ -24,6 +24,13 @@ fn live_storage_returns_to_baseline_after_each_step() {
         );
     }
     // A step does allocate (activations, gradients), so the check above is not vacuous.
-    assert!(peak_bytes() > base_bytes, "peak {} vs baseline {base_bytes}", peak_bytes());
-    println!("baseline {base_bytes} B in {base_storages} storages; peak during a step {} B", peak_bytes());
+    assert!(
+        peak_bytes() > base_bytes,
+        "peak {} vs baseline {base_bytes}",
+        peak_bytes()
+    );
+    println!(
+        "baseline {base_bytes} B in {base_storages} storages; peak during a step {} B",
+        peak_bytes()
+    );
 }

@@ -3,6 +3,7 @@
 //!
 //! `.cargo/config.toml` aliases `cargo xtask` to `cargo run --quiet --package xtask --`.
 
+mod bench;
 mod cuda_env;
 mod ptx;
 mod test;
@@ -23,7 +24,8 @@ use clap::{Parser, Subcommand};
         cargo xtask test --no-fetch          the same without NVRTC; its checks skip\n  \
         cargo xtask test -- --release        extra arguments go to `cargo test --workspace`\n  \
         cargo xtask test -- spill -- --nocapture   (a test-name filter, then libtest flags)\n  \
-        cargo xtask ptx --arch sm_90 --out target/ptx",
+        cargo xtask ptx --arch sm_90 --out target/ptx\n  \
+        cargo xtask bench --quick --filter matmul",
     arg_required_else_help = true
 )]
 struct Cli {
@@ -39,6 +41,8 @@ enum Command {
     /// Compile every kernel with NVRTC and print registers, shared memory, spills and PTX size
     /// per kernel and architecture.
     Ptx(ptx::PtxArgs),
+    /// Run the benchmarks (CPU criterion benchmarks for now).
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -47,6 +51,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Test(args) => test::run(args, &root),
         Command::Ptx(args) => ptx::run(args, &root),
+        Command::Bench(args) => bench::run(args, &root),
     };
     match result {
         Ok(code) => ExitCode::from(code),
