@@ -14,3 +14,6 @@ pub use shape::Shape;
 pub use tensor::Tensor;
 pub mod ops;
 pub use graph::{is_grad_enabled, no_grad, Gradients, NoGradGuard, TensorId};
+pub use ops::loss::{cross_entropy, cross_entropy_mean, mse_loss, Reduction};
+pub use ops::norm::{layer_norm, rms_norm};
+pub use ops::softmax::{log_softmax, softmax};

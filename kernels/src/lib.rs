@@ -7,8 +7,11 @@
 
 pub mod elementwise;
 pub mod float;
+pub mod loss;
 pub mod matmul;
+pub mod norm;
 pub mod reduce;
+pub mod softmax;
 pub mod strided;
 
 pub use float::Float;

@@ -6,6 +6,7 @@ mod coverage;
 mod elementwise;
 mod layout;
 mod matmul;
+mod nn_ops;
 mod reduce;
 
 use common::run;
@@ -45,6 +46,11 @@ fn matmul() {
     run(matmul::cases());
 }
 
+#[test]
+fn nn_ops() {
+    run(nn_ops::cases());
+}
+
 /// All cases of all families, for the coverage check.
 pub fn all_cases() -> Vec<common::Case> {
     let mut all = Vec::new();
@@ -55,5 +61,6 @@ pub fn all_cases() -> Vec<common::Case> {
     all.extend(reduce::cases());
     all.extend(layout::cases());
     all.extend(matmul::cases());
+    all.extend(nn_ops::cases());
     all
 }
