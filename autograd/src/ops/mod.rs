@@ -6,8 +6,11 @@ pub(crate) mod compare;
 pub(crate) mod dropout;
 pub(crate) mod index;
 pub(crate) mod layout;
+pub(crate) mod loss;
 pub(crate) mod matmul;
+pub(crate) mod norm;
 pub(crate) mod reduce;
+pub(crate) mod softmax;
 pub(crate) mod unary;
 
 use crate::shape::shape_of;

@@ -7,6 +7,7 @@ mod elementwise;
 mod index;
 mod layout;
 mod matmul;
+mod nn_ops;
 mod reduce;
 
 use common::run;
@@ -51,6 +52,11 @@ fn index_ops() {
     run(index::cases());
 }
 
+#[test]
+fn nn_ops() {
+    run(nn_ops::cases());
+}
+
 /// All cases of all families, for the coverage check.
 pub fn all_cases() -> Vec<common::Case> {
     let mut all = Vec::new();
@@ -62,5 +68,6 @@ pub fn all_cases() -> Vec<common::Case> {
     all.extend(layout::cases());
     all.extend(matmul::cases());
     all.extend(index::cases());
+    all.extend(nn_ops::cases());
     all
 }

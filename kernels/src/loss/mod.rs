@@ -1,0 +1,4 @@
+//! Loss kernels: softmax cross-entropy over `[rows, classes]` logits with integer class targets
+//! (forward and fused backward), and the elementwise squared error under `mse_loss`.
+
+pub mod cpu;
