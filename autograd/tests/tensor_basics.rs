@@ -176,3 +176,24 @@ fn where_masked_fill_and_comparisons() {
     assert_eq!(x.eq(&x).unwrap().to_vec::<u8>().unwrap(), vec![1, 1, 1]);
     assert_eq!(x.ne_scalar(0.0).unwrap().to_vec::<u8>().unwrap(), vec![1, 0, 1]);
 }
+
+#[test]
+fn in_place_data_access() {
+    let x = Tensor::zeros(&[2, 2], DType::F32, Device::Cpu).unwrap();
+    let alias = x.clone();
+    x.with_data_mut(|d: &mut [f32]| d.iter_mut().enumerate().for_each(|(i, v)| *v = i as f32))
+        .unwrap();
+    assert_eq!(
+        alias.with_data(|d: &[f32]| d.to_vec()).unwrap(),
+        vec![0.0, 1.0, 2.0, 3.0]
+    );
+    assert!(x.with_data_mut(|_: &mut [f64]| ()).is_err());
+    assert!(x.t().unwrap().with_data_mut(|_: &mut [f32]| ()).is_err());
+    let w = x.set_requires_grad(true);
+    assert!(matches!(
+        w.with_data_mut(|_: &mut [f32]| ()).unwrap_err(),
+        autograd::Error::NoBackward { .. }
+    ));
+    assert!(autograd::no_grad(|| w.with_data_mut(|d: &mut [f32]| d[0] = 9.0)).is_ok());
+    assert_eq!(x.to_vec::<f32>().unwrap()[0], 9.0);
+}

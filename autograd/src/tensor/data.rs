@@ -37,6 +37,46 @@ impl Tensor {
         }
     }
 
+    /// Read this tensor's elements as one row-major slice (copied first only if it is a
+    /// non-contiguous view). For kernels outside this crate, such as the fused optimizer steps.
+    /// Errors if `T` is not the tensor's dtype or the tensor is not on the CPU.
+    pub fn with_data<T: StorageElement, R>(&self, f: impl FnOnce(&[T]) -> R) -> Result<R> {
+        if T::DTYPE != self.dtype() {
+            return Err(Error::DTypeMismatch {
+                op: "with_data",
+                dtypes: vec![self.dtype(), T::DTYPE],
+            });
+        }
+        self.with_slice(f)
+    }
+
+    /// Write this tensor's elements in place through one row-major slice (every handle sharing
+    /// the storage sees the change). For in-place kernels outside this crate, such as optimizer
+    /// steps. The tensor must be contiguous, and not require gradient unless called under
+    /// `no_grad` (the graph may have saved the old values).
+    pub fn with_data_mut<T: StorageElement, R>(&self, f: impl FnOnce(&mut [T]) -> R) -> Result<R> {
+        graph::ensure_untracked("with_data_mut", &[self])?;
+        if T::DTYPE != self.dtype() {
+            return Err(Error::DTypeMismatch {
+                op: "with_data_mut",
+                dtypes: vec![self.dtype(), T::DTYPE],
+            });
+        }
+        if !self.is_contiguous() {
+            return Err(Error::InvalidArgument {
+                op: "with_data_mut",
+                reason: format!(
+                    "needs a contiguous tensor (shape {:?}, strides {:?})",
+                    self.shape(),
+                    self.strides()
+                ),
+            });
+        }
+        let mut guard = self.0.storage.write();
+        let all = T::slice_mut(&mut guard).expect("dtype checked above");
+        Ok(f(&mut all[self.0.offset..self.0.offset + self.numel()]))
+    }
+
     /// The raw storage slice and this tensor's layout, for kernels that walk strides themselves.
     pub(crate) fn with_strided<T: StorageElement, R>(
         &self,
