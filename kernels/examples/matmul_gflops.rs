@@ -3,8 +3,10 @@
 //! after `warmup` untimed ones, inputs uniform in [-1, 1).
 //!
 //! ```text
-//! cargo run --release -p kernels --example matmul_gflops -- [n=1024] [runs=20] [warmup=3] [f32|f64]
+//! cargo run --release -p kernels --example matmul_gflops -- [n] [runs] [warmup] [f32|f64]
 //! ```
+//! Defaults: n = 1024, runs = 20, warmup = 3, f32. `RAYON_NUM_THREADS=1` times one core;
+//! `KERNELS_GEMM_KERNEL=avx2` (or `portable`) times a fallback micro-kernel.
 
 use kernels::matmul::{gemm, kernel_name, GemmScalar, MatRef};
 use std::time::Instant;
@@ -35,7 +37,8 @@ fn run<T: GemmScalar>(n: usize, runs: usize, warmup: usize, from: fn(f64) -> T) 
     let median = secs[runs / 2];
     let flops = 2.0 * (n as f64).powi(3);
     println!(
-        "ours  {} n={n} threads={} kernel=\"{}\": median {:.3} ms over {runs} runs (min {:.3} ms) -> {:.1} GFLOP/s (best {:.1})",
+        "ours  {} n={n} threads={} kernel=\"{}\": median {:.3} ms over {runs} runs \
+         (min {:.3} ms) -> {:.1} GFLOP/s (best {:.1})",
         std::any::type_name::<T>(),
         rayon::current_num_threads(),
         kernel_name::<T>(),

@@ -26,7 +26,11 @@ pub(super) fn gemm_dispatch<T: GemmScalar>(
         }
         return;
     }
-    if m * n * k < SMALL_WORK {
+    // The micro-kernel always computes whole MR x NR tiles; when most of each tile would be
+    // padding (m or n far below MR or NR, e.g. a matrix-vector product) the simple loop does less
+    // work, as it does for tiny products where packing costs more than it saves.
+    let padded = m.div_ceil(kern.mr) * kern.mr * n.div_ceil(kern.nr) * kern.nr;
+    if m * n * k < SMALL_WORK || 4 * m * n < padded {
         gemm_small(a, b, c, accumulate);
     } else {
         gemm_blocked(kern, a, b, c, accumulate, parallel);
@@ -80,30 +84,39 @@ impl<T> CPtr<T> {
 
 /// A `Vec` with room for `len` elements starting at a 64-byte boundary (one cache line, and one
 /// `zmm` register), so that the micro-kernel's vector loads never straddle two cache lines.
-struct AlignedBuf<T> {
+///
+/// The vector is borrowed from a per-thread scratch slot ([`Sealed::scratch`]) and given back on
+/// drop, so steady-state calls reuse it. A nested use on the same thread (rayon may run another
+/// product's work while this one waits) finds the slot empty and simply allocates its own.
+///
+/// [`Sealed::scratch`]: super::sealed::Sealed::scratch
+struct AlignedBuf<T: GemmScalar> {
+    slot: usize,
     buf: Vec<T>,
-    start: usize,
-    len: usize,
 }
 
 impl<T: GemmScalar> AlignedBuf<T> {
-    fn new() -> Self {
+    fn new(slot: usize) -> Self {
         AlignedBuf {
-            buf: Vec::new(),
-            start: 0,
-            len: 0,
+            slot,
+            buf: T::scratch(slot).take(),
         }
     }
 
     /// The aligned slice of `len` elements (contents unspecified), growing the buffer if needed.
     fn get(&mut self, len: usize) -> &mut [T] {
-        if len > self.len {
-            let pad = 64 / std::mem::size_of::<T>();
+        let pad = 64 / std::mem::size_of::<T>();
+        if self.buf.len() < len + pad {
             self.buf = vec![T::ZERO; len + pad];
-            self.start = self.buf.as_ptr().align_offset(64).min(pad);
-            self.len = len;
         }
-        &mut self.buf[self.start..self.start + len]
+        let start = self.buf.as_ptr().align_offset(64).min(pad);
+        &mut self.buf[start..start + len]
+    }
+}
+
+impl<T: GemmScalar> Drop for AlignedBuf<T> {
+    fn drop(&mut self) {
+        T::scratch(self.slot).set(std::mem::take(&mut self.buf));
     }
 }
 
@@ -138,6 +151,14 @@ fn pack_panel<T: GemmScalar>(
             _ => {}
         }
     }
+    if lanes == w && ss == 1 {
+        match w {
+            4 => return pack_contiguous_steps::<T, 4>(data, base, ls, kc, out),
+            6 => return pack_contiguous_steps::<T, 6>(data, base, ls, kc, out),
+            12 => return pack_contiguous_steps::<T, 12>(data, base, ls, kc, out),
+            _ => {}
+        }
+    }
     for (p, dst) in out.chunks_exact_mut(w).enumerate() {
         for (l, d) in dst[..lanes].iter_mut().enumerate() {
             *d = data[base + l * ls + p * ss];
@@ -162,6 +183,39 @@ fn pack_contiguous_lanes<T: GemmScalar, const W: usize>(
         let src: &[T; W] = data[base + p * ss..][..W].try_into().unwrap();
         let dst: &mut [T; W] = dst.try_into().unwrap();
         *dst = *src;
+    }
+}
+
+/// [`pack_panel`] for a full panel whose steps are contiguous (the `MR` rows of a row-major
+/// `A`): a transpose. It goes in `W x 8` blocks: eight contiguous values are read from each
+/// lane, then written out step by step. With `W` and the block constant the compiler keeps the
+/// block in registers and emits vector loads and shuffles instead of one scalar gather per
+/// element, which ran at several cycles per element (strided loads interleaved with the stores).
+fn pack_contiguous_steps<T: GemmScalar, const W: usize>(
+    data: &[T],
+    base: usize,
+    ls: usize,
+    kc: usize,
+    out: &mut [T],
+) {
+    const Q: usize = 8;
+    let full = kc / Q * Q;
+    for (blk_idx, dst) in out[..full * W].chunks_exact_mut(Q * W).enumerate() {
+        let p0 = blk_idx * Q;
+        let mut blk = [[T::ZERO; Q]; W];
+        for (l, row) in blk.iter_mut().enumerate() {
+            *row = data[base + l * ls + p0..][..Q].try_into().unwrap();
+        }
+        for q in 0..Q {
+            for l in 0..W {
+                dst[q * W + l] = blk[l][q];
+            }
+        }
+    }
+    for p in full..kc {
+        for l in 0..W {
+            out[p * W + l] = data[base + l * ls + p];
+        }
     }
 }
 
@@ -250,7 +304,7 @@ pub(super) fn gemm_blocked<T: GemmScalar>(
 
     let kc_max = kern.kc.min(k);
     let nc_max = kern.nc.min(n.div_ceil(nr) * nr);
-    let mut b_pack = AlignedBuf::<T>::new();
+    let mut b_pack = AlignedBuf::<T>::new(1);
     let b_pack = b_pack.get(kc_max * nc_max.div_ceil(nr) * nr);
     let c_ptr = CPtr(c.as_mut_ptr());
 
@@ -326,9 +380,9 @@ pub(super) fn gemm_blocked<T: GemmScalar>(
             if threads > 1 && items > 1 {
                 (0..items)
                     .into_par_iter()
-                    .for_each_init(AlignedBuf::new, run_item);
+                    .for_each_init(|| AlignedBuf::new(0), run_item);
             } else {
-                let mut a_buf = AlignedBuf::new();
+                let mut a_buf = AlignedBuf::new(0);
                 (0..items).for_each(|it| run_item(&mut a_buf, it));
             }
         }

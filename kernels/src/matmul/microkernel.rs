@@ -40,7 +40,9 @@
 #![allow(clippy::needless_range_loop)] // the fixed-size index loops are what gets fully unrolled
 
 use super::GemmScalar;
+use std::cell::Cell;
 use std::sync::OnceLock;
+use std::thread::LocalKey;
 
 /// `c[tile] (=|+=) A_panel @ B_panel` for one full `MR x NR` tile. `overwrite` stores the product
 /// without reading `C` (first rank-KC update of a non-accumulating call).
@@ -314,6 +316,17 @@ impl super::sealed::Sealed for f32 {
     fn all_kernels() -> Vec<&'static Kernel<f32>> {
         f32_kernels().iter().collect()
     }
+    fn scratch(slot: usize) -> &'static LocalKey<Cell<Vec<f32>>> {
+        thread_local! {
+            static A: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
+            static B: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
+        }
+        if slot == 0 {
+            &A
+        } else {
+            &B
+        }
+    }
 }
 
 impl super::sealed::Sealed for f64 {
@@ -323,6 +336,17 @@ impl super::sealed::Sealed for f64 {
     #[cfg(test)]
     fn all_kernels() -> Vec<&'static Kernel<f64>> {
         f64_kernels().iter().collect()
+    }
+    fn scratch(slot: usize) -> &'static LocalKey<Cell<Vec<f64>>> {
+        thread_local! {
+            static A: Cell<Vec<f64>> = const { Cell::new(Vec::new()) };
+            static B: Cell<Vec<f64>> = const { Cell::new(Vec::new()) };
+        }
+        if slot == 0 {
+            &A
+        } else {
+            &B
+        }
     }
 }
 

@@ -39,8 +39,10 @@
 //! (the crate is compiled for baseline x86-64, so it cannot assume either), and a portable one in
 //! plain Rust for every other CPU.
 //!
-//! Small products (below [`SMALL_WORK`] multiply-adds) skip packing and threading entirely and use
-//! a simple loop: there the fixed costs (allocation, packing, waking rayon workers) would dominate.
+//! Tiny products (below [`SMALL_WORK`] multiply-adds, or with `m` or `n` far below the tile size)
+//! skip packing and threading entirely and use a simple loop: there the fixed costs (packing,
+//! padding the tiles, waking rayon workers) would dominate. Mid-size products are packed but run
+//! on the calling thread only.
 
 mod cpu;
 mod microkernel;
@@ -205,6 +207,9 @@ mod sealed {
         /// Every kernel this CPU can run, best first (lets the tests cover the fallbacks too).
         #[cfg(test)]
         fn all_kernels() -> Vec<&'static super::microkernel::Kernel<Self>>;
+        /// Per-thread scratch vectors for the packed panels (`slot` 0: `A`, 1: `B`), kept between
+        /// calls so that repeated products neither allocate nor zero-fill their packing buffers.
+        fn scratch(slot: usize) -> &'static std::thread::LocalKey<std::cell::Cell<Vec<Self>>>;
     }
 }
 
@@ -231,14 +236,19 @@ impl GemmScalar for f64 {
 }
 
 /// Products with fewer multiply-adds than this (`m * n * k`) take the simple unpacked,
-/// single-threaded loop: below about 64^3 the packing, allocation and thread wake-up costs of the
-/// blocked path are comparable to the arithmetic itself.
-pub const SMALL_WORK: usize = 64 * 64 * 64;
+/// single-threaded loop. Packing pays for itself remarkably early: on the AVX-512 machine of
+/// `docs/cpu-matmul.md` the packed path was already faster at 12^3 (8 vs 5 GFLOP/s) and 3x
+/// faster at 32^3 (40 vs 13), and with the portable micro-kernel it was ahead from 16^3 on. (The
+/// simple path is also taken when `m` or `n` is so far below the tile size that most of each
+/// micro-kernel tile would be padding; see `cpu::gemm_dispatch`.)
+pub const SMALL_WORK: usize = 16 * 16 * 16;
 
-/// Products with at least this many multiply-adds are split across rayon's threads. Waking a
-/// worker costs a few microseconds; 128^3 multiply-adds take ~50 us on one core, so from there on
-/// a second core pays for itself.
-const PARALLEL_WORK: usize = 128 * 128 * 128;
+/// Products with at least this many multiply-adds are split across rayon's threads. Handing work
+/// to another thread costs tens of microseconds on a busy virtual machine (waking the worker, the
+/// barrier after each packed block of `B`). Measured on the 2-core machine of
+/// `docs/cpu-matmul.md` (f32): at 128^3 and 160^3 two threads were no faster than one, at 192^3
+/// it was a toss-up, at 256^3 two threads were 1.5x faster.
+const PARALLEL_WORK: usize = 200 * 200 * 200;
 
 /// `C[m x n]` (row-major, contiguous, leading dimension `n`) `= A[m x k] @ B[k x n]`, or
 /// `C += A @ B` when `accumulate` is true.

@@ -211,6 +211,43 @@ fn larger_sizes_public_api() {
 }
 
 #[test]
+fn small_and_skinny_products_public_api() {
+    // Below SMALL_WORK, and shapes whose tiles would be mostly padding (matrix-vector, outer
+    // product): these take the simple path through `gemm`.
+    let mut rng = Lcg(11);
+    for &(m, n, k) in &[
+        (3, 5, 7),
+        (15, 16, 16),
+        (1, 300, 200),
+        (300, 1, 200),
+        (2, 3, 1000),
+        (70, 80, 1),
+    ] {
+        let ad: Vec<f64> = fill(m * k, &mut rng);
+        let bd: Vec<f64> = fill(k * n, &mut rng);
+        let (a, b) = (MatRef::row_major(&ad, m, k), MatRef::row_major(&bd, k, n));
+        for (a, b) in [
+            (a, b),
+            (
+                MatRef::row_major(&ad, k, m).t(),
+                MatRef::row_major(&bd, n, k).t(),
+            ),
+        ] {
+            for accumulate in [false, true] {
+                let c0: Vec<f64> = fill(m * n, &mut rng);
+                let mut c = c0.clone();
+                gemm(a, b, &mut c, accumulate).unwrap();
+                assert_exact(
+                    &c,
+                    &reference(&a, &b, &c0, accumulate),
+                    &format!("{m}x{n}x{k}"),
+                );
+            }
+        }
+    }
+}
+
+#[test]
 fn general_floats_within_rounding_bound() {
     let mut rng = Lcg(3);
     let (m, n, k) = (70, 90, 300);
