@@ -29,8 +29,9 @@ pub(super) fn gemm_dispatch<T: GemmScalar>(
     // The micro-kernel always computes whole MR x NR tiles; when most of each tile would be
     // padding (m or n far below MR or NR, e.g. a matrix-vector product) the simple loop does less
     // work, as it does for tiny products where packing costs more than it saves.
-    let padded = m.div_ceil(kern.mr) * kern.mr * n.div_ceil(kern.nr) * kern.nr;
-    if m * n * k < SMALL_WORK || 4 * m * n < padded {
+    // (Saturating: with zero strides a valid view can have huge dimensions over little data.)
+    let padded = (m.div_ceil(kern.mr) * kern.mr).saturating_mul(n.div_ceil(kern.nr) * kern.nr);
+    if (m * n).saturating_mul(k) < SMALL_WORK || (m * n).saturating_mul(4) < padded {
         gemm_small(a, b, c, accumulate);
     } else {
         gemm_blocked(kern, a, b, c, accumulate, parallel);

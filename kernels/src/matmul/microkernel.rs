@@ -17,7 +17,7 @@
 //! | `f64_avx512_12x16`| AVX-512F   | 12x16 | 24 zmm       | 27 / 32                    |
 //! | `f32_avx2_6x16`   | AVX2 + FMA | 6x16  | 12 ymm       | 15 / 16                    |
 //! | `f64_avx2_6x8`    | AVX2 + FMA | 6x8   | 12 ymm       | 15 / 16                    |
-//! | portable          | any        | 4x16 / 4x8 | array, left to the autovectorizer |       |
+//! | `portable` f32/f64| any        | 4x16 / 4x8 | arrays     | left to the autovectorizer |
 //!
 //! With 2 FMA ports, `MR * NR / lanes` independent accumulators must cover the FMA latency
 //! (4 cycles) times 2 ports = 8 in flight; 12 and 24 both do.
@@ -29,9 +29,9 @@
 //!
 //! * `KC` (depth of one rank-`KC` update): the `KC x NR` panel of `B` is reused by every `MR`
 //!   panel of `A` in the inner loop, so it must stay in L1 together with the streamed `A` panel:
-//!   `KC * NR * size_of::<T>()` is kept at about half of a 32-48 KiB L1d (16-24 KiB).
+//!   `KC * NR * size_of::<T>()` is kept at half to two thirds of a 32-48 KiB L1d (16-32 KiB).
 //! * `MC` (rows of the packed `A` block): the `MC x KC` block is re-read once for every `NR`
-//!   panel of `B`, so it lives in L2: kept at a few hundred KiB, well under the per-core L2.
+//!   panel of `B`, so it lives in L2: kept at 100-200 KiB, well under the per-core L2.
 //! * `NC` (columns of the packed `B` block): the `KC x NC` block is shared by all threads and
 //!   re-read for every `MC` block, so it lives in L3: a few MiB.
 //!

@@ -248,6 +248,35 @@ fn small_and_skinny_products_public_api() {
 }
 
 #[test]
+fn zero_stride_views() {
+    // Broadcast views: every row of A is the same stored row (row_stride 0), and B's columns all
+    // repeat one stored column (col_stride 0). Valid, and must not be mistaken for small data.
+    let mut rng = Lcg(5);
+    let (m, n, k) = (40, 60, 50);
+    let ad: Vec<f32> = fill(k, &mut rng);
+    let bd: Vec<f32> = fill(k, &mut rng);
+    let a = MatRef {
+        data: &ad,
+        offset: 0,
+        rows: m,
+        cols: k,
+        row_stride: 0,
+        col_stride: 1,
+    };
+    let b = MatRef {
+        data: &bd,
+        offset: 0,
+        rows: k,
+        cols: n,
+        row_stride: 1,
+        col_stride: 0,
+    };
+    let mut c = vec![0.0f32; m * n];
+    gemm(a, b, &mut c, false).unwrap();
+    assert_exact(&c, &reference(&a, &b, &c, false), "zero strides");
+}
+
+#[test]
 fn general_floats_within_rounding_bound() {
     let mut rng = Lcg(3);
     let (m, n, k) = (70, 90, 300);
