@@ -417,6 +417,7 @@ unsafe fn micro_tile<T: GemmScalar>(
     if rows == mr && cols == nr {
         (kern.func)(kc, a_panel.as_ptr(), b_panel.as_ptr(), dst, ldc, overwrite);
     } else {
+        debug_assert!(mr * nr <= MAX_TILE);
         let mut tile = [T::ZERO; MAX_TILE];
         (kern.func)(
             kc,
