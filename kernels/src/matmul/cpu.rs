@@ -174,12 +174,7 @@ fn pack_panel<T: GemmScalar>(
 
 /// [`pack_panel`] for a full panel whose lanes are contiguous: each step copies `W` adjacent
 /// values. `W` is a constant so the copy is a few vector moves rather than a `memcpy` call.
-fn pack_contiguous_lanes<T: GemmScalar, const W: usize>(
-    data: &[T],
-    base: usize,
-    ss: usize,
-    out: &mut [T],
-) {
+fn pack_contiguous_lanes<T: GemmScalar, const W: usize>(data: &[T], base: usize, ss: usize, out: &mut [T]) {
     for (p, dst) in out.chunks_exact_mut(W).enumerate() {
         let src: &[T; W] = data[base + p * ss..][..W].try_into().unwrap();
         let dst: &mut [T; W] = dst.try_into().unwrap();
@@ -234,16 +229,7 @@ fn pack_a<T: GemmScalar>(
     for (r, panel) in out.chunks_exact_mut(mr * kc).enumerate() {
         let rows = mr.min(mc - r * mr);
         let base = a.idx(i0 + r * mr, p0);
-        pack_panel(
-            a.data,
-            base,
-            rows,
-            a.row_stride,
-            a.col_stride,
-            mr,
-            kc,
-            panel,
-        );
+        pack_panel(a.data, base, rows, a.row_stride, a.col_stride, mr, kc, panel);
     }
 }
 
@@ -288,11 +274,7 @@ pub(super) fn gemm_blocked<T: GemmScalar>(
 ) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     let (mr, nr) = (kern.mr, kern.nr);
-    let threads = if parallel {
-        rayon::current_num_threads()
-    } else {
-        1
-    };
+    let threads = if parallel { rayon::current_num_threads() } else { 1 };
 
     // Work decomposition of one (jc, pc) step: `m_blocks` row blocks times `n_parts` column
     // ranges.
@@ -323,10 +305,7 @@ pub(super) fn gemm_blocked<T: GemmScalar>(
                 pack_b_panel(&b, pc, kc, j0, nr.min(n - j0), nr, panel);
             };
             if threads > 1 {
-                b_block
-                    .par_chunks_mut(nr * kc)
-                    .enumerate()
-                    .for_each(pack_one);
+                b_block.par_chunks_mut(nr * kc).enumerate().for_each(pack_one);
             } else {
                 b_block.chunks_mut(nr * kc).enumerate().for_each(pack_one);
             }

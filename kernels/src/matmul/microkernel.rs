@@ -52,8 +52,7 @@ use std::thread::LocalKey;
 /// the SIMD kernels' benefit (not required for correctness), and `c` to an `MR x NR` tile with row
 /// stride `ldc` that is valid for reads and writes. The CPU must support the kernel's features
 /// (guaranteed by construction: a kernel is only listed after its features were detected).
-pub type KernelFn<T> =
-    unsafe fn(kc: usize, a: *const T, b: *const T, c: *mut T, ldc: usize, overwrite: bool);
+pub type KernelFn<T> = unsafe fn(kc: usize, a: *const T, b: *const T, c: *mut T, ldc: usize, overwrite: bool);
 
 /// A micro-kernel with its tile shape and cache blocking sizes.
 pub struct Kernel<T> {
@@ -98,11 +97,7 @@ unsafe fn portable<T: GemmScalar, const MR: usize, const NR: usize>(
     for i in 0..MR {
         let row = std::slice::from_raw_parts_mut(c.add(i * ldc), NR);
         for j in 0..NR {
-            row[j] = if overwrite {
-                acc[i][j]
-            } else {
-                row[j] + acc[i][j]
-            };
+            row[j] = if overwrite { acc[i][j] } else { row[j] + acc[i][j] };
         }
     }
 }

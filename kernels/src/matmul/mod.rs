@@ -199,9 +199,7 @@ impl std::error::Error for GemmError {}
 
 mod sealed {
     /// Arithmetic and kernel selection the GEMM needs; private so the set of scalars stays closed.
-    pub trait Sealed:
-        Copy + PartialEq + std::ops::Add<Output = Self> + std::ops::Mul<Output = Self>
-    {
+    pub trait Sealed: Copy + PartialEq + std::ops::Add<Output = Self> + std::ops::Mul<Output = Self> {
         /// The micro-kernel (and its blocking sizes) for this CPU, chosen once.
         fn kernel() -> &'static super::microkernel::Kernel<Self>;
         /// Every kernel this CPU can run, best first (lets the tests cover the fallbacks too).
@@ -275,14 +273,7 @@ pub fn gemm<T: GemmScalar>(
         });
     }
     let work = mn.saturating_mul(a.cols);
-    cpu::gemm_dispatch(
-        T::kernel(),
-        a,
-        b,
-        &mut c[..mn],
-        accumulate,
-        work >= PARALLEL_WORK,
-    );
+    cpu::gemm_dispatch(T::kernel(), a, b, &mut c[..mn], accumulate, work >= PARALLEL_WORK);
     Ok(())
 }
 

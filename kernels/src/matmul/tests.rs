@@ -57,11 +57,7 @@ fn reference<T: GemmScalar>(a: &MatRef<T>, b: &MatRef<T>, c0: &[T], accumulate: 
     let mut out = vec![0.0; m * n];
     for i in 0..m {
         for j in 0..n {
-            let mut s = if accumulate {
-                c0[i * n + j].to_f64()
-            } else {
-                0.0
-            };
+            let mut s = if accumulate { c0[i * n + j].to_f64() } else { 0.0 };
             for p in 0..k {
                 s += a.data[a.idx(i, p)].to_f64() * b.data[b.idx(p, j)].to_f64();
             }
@@ -201,11 +197,7 @@ fn larger_sizes_public_api() {
             let c0: Vec<f32> = fill(m * n, &mut rng);
             let mut c = c0.clone();
             gemm(a, b, &mut c, accumulate).unwrap();
-            assert_exact(
-                &c,
-                &reference(&a, &b, &c0, accumulate),
-                &format!("{m}x{n}x{k}"),
-            );
+            assert_exact(&c, &reference(&a, &b, &c0, accumulate), &format!("{m}x{n}x{k}"));
         }
     }
 }
@@ -228,20 +220,13 @@ fn small_and_skinny_products_public_api() {
         let (a, b) = (MatRef::row_major(&ad, m, k), MatRef::row_major(&bd, k, n));
         for (a, b) in [
             (a, b),
-            (
-                MatRef::row_major(&ad, k, m).t(),
-                MatRef::row_major(&bd, n, k).t(),
-            ),
+            (MatRef::row_major(&ad, k, m).t(), MatRef::row_major(&bd, n, k).t()),
         ] {
             for accumulate in [false, true] {
                 let c0: Vec<f64> = fill(m * n, &mut rng);
                 let mut c = c0.clone();
                 gemm(a, b, &mut c, accumulate).unwrap();
-                assert_exact(
-                    &c,
-                    &reference(&a, &b, &c0, accumulate),
-                    &format!("{m}x{n}x{k}"),
-                );
+                assert_exact(&c, &reference(&a, &b, &c0, accumulate), &format!("{m}x{n}x{k}"));
             }
         }
     }
