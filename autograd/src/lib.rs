@@ -1,21 +1,36 @@
+//! Tensors and tape-based reverse-mode automatic differentiation.
+//!
+//! * [`Tensor`]: a handle to shared storage with a strided layout, a [`DType`] and a [`Device`].
+//!   Cloning is cheap; views share storage. Every op returns a [`Result`] whose error names the
+//!   op and the shapes, dtypes or devices it was given.
+//! * The tape ([`graph`]): ops on tensors that require gradient record their backward;
+//!   [`Tensor::backward`] returns the leaves' [`Gradients`]; [`no_grad`] records nothing.
+//! * [`gradcheck`]: central finite differences in f64, used on every differentiable op.
+//! * The ops live in [`ops`], one file per family, each forward with its backward beside it; the
+//!   arithmetic underneath is in the `kernels` crate.
+//!
+//! PyTorch names are used where one exists (`matmul`, `log_softmax`, `masked_fill`, ...), and
+//! each op's documentation names its PyTorch equivalent and any difference.
+
 pub mod device;
 pub mod dtype;
 pub mod error;
 pub mod gradcheck;
 pub mod graph;
 pub mod memory;
+pub mod ops;
 pub mod shape;
 pub mod storage;
 pub mod tensor;
+
 pub use device::Device;
 pub use dtype::{DType, Element};
 pub use error::{Error, Result};
-pub use shape::Shape;
-pub use tensor::Tensor;
-pub mod ops;
 pub use graph::{is_grad_enabled, no_grad, Gradients, NoGradGuard, TensorId};
 pub use ops::dropout::dropout_mask;
 pub use ops::index::embedding;
 pub use ops::loss::{cross_entropy, cross_entropy_mean, mse_loss, Reduction};
 pub use ops::norm::{layer_norm, rms_norm};
 pub use ops::softmax::{log_softmax, softmax};
+pub use shape::Shape;
+pub use tensor::Tensor;
