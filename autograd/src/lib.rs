@@ -9,6 +9,22 @@
 //! * The ops live in [`ops`], one file per family, each forward with its backward beside it; the
 //!   arithmetic underneath is in the `kernels` crate.
 //!
+//! ```
+//! use autograd::{DType, Device, Tensor};
+//! use rand::SeedableRng;
+//!
+//! # fn main() -> autograd::Result<()> {
+//! let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+//! let w = Tensor::randn(&[3, 2], DType::F32, Device::Cpu, &mut rng)?.set_requires_grad(true);
+//! let x = Tensor::randn(&[4, 3], DType::F32, Device::Cpu, &mut rng)?;
+//! let loss = x.matmul(&w)?.gelu()?.pow_scalar(2.0)?.mean_all()?;
+//! let grads = loss.backward()?; // gradients of the leaves, keyed by tensor
+//! let dw = grads.get(&w).unwrap(); // same shape as w
+//! assert_eq!(dw.shape(), &[3, 2]);
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! PyTorch names are used where one exists (`matmul`, `log_softmax`, `masked_fill`, ...), and
 //! each op's documentation names its PyTorch equivalent and any difference.
 
