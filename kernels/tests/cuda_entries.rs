@@ -10,7 +10,10 @@ use kernels::cuda::{compile, nvrtc_available, ptx_entry_sizes, source, Arch, Com
 
 /// (registered source, the family's entry list).
 fn families() -> Vec<(&'static str, &'static [&'static str])> {
-    vec![("reduce.cu", kernels::reduce::launch::KERNELS)]
+    vec![
+        ("reduce.cu", kernels::reduce::launch::KERNELS),
+        ("softmax.cu", kernels::softmax::launch::KERNELS),
+    ]
 }
 
 #[test]

@@ -19,6 +19,10 @@ static SOURCES: &[KernelSource] = &[
         name: "reduce.cu",
         src: include_str!("../reduce/reduce.cu"),
     },
+    KernelSource {
+        name: "softmax.cu",
+        src: include_str!("../softmax/softmax.cu"),
+    },
 ];
 
 /// All registered kernel sources, in a stable order.
