@@ -13,6 +13,7 @@ fn families() -> Vec<(&'static str, &'static [&'static str])> {
     vec![
         ("reduce.cu", kernels::reduce::launch::KERNELS),
         ("softmax.cu", kernels::softmax::launch::KERNELS),
+        ("norm.cu", kernels::norm::launch::KERNELS),
     ]
 }
 

@@ -23,6 +23,10 @@ static SOURCES: &[KernelSource] = &[
         name: "softmax.cu",
         src: include_str!("../softmax/softmax.cu"),
     },
+    KernelSource {
+        name: "norm.cu",
+        src: include_str!("../norm/norm.cu"),
+    },
 ];
 
 /// All registered kernel sources, in a stable order.
