@@ -14,6 +14,7 @@ fn families() -> Vec<(&'static str, &'static [&'static str])> {
         ("reduce.cu", kernels::reduce::launch::KERNELS),
         ("softmax.cu", kernels::softmax::launch::KERNELS),
         ("norm.cu", kernels::norm::launch::KERNELS),
+        ("loss.cu", kernels::loss::launch::KERNELS),
     ]
 }
 

@@ -27,6 +27,10 @@ static SOURCES: &[KernelSource] = &[
         name: "norm.cu",
         src: include_str!("../norm/norm.cu"),
     },
+    KernelSource {
+        name: "loss.cu",
+        src: include_str!("../loss/loss.cu"),
+    },
 ];
 
 /// All registered kernel sources, in a stable order.
