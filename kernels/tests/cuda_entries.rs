@@ -15,6 +15,7 @@ fn families() -> Vec<(&'static str, &'static [&'static str])> {
         ("softmax.cu", kernels::softmax::launch::KERNELS),
         ("norm.cu", kernels::norm::launch::KERNELS),
         ("loss.cu", kernels::loss::launch::KERNELS),
+        ("dropout.cu", kernels::random::launch::KERNELS),
     ]
 }
 

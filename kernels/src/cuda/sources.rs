@@ -31,6 +31,10 @@ static SOURCES: &[KernelSource] = &[
         name: "loss.cu",
         src: include_str!("../loss/loss.cu"),
     },
+    KernelSource {
+        name: "dropout.cu",
+        src: include_str!("../random/dropout.cu"),
+    },
 ];
 
 /// All registered kernel sources, in a stable order.
