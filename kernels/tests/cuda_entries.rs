@@ -16,6 +16,7 @@ fn families() -> Vec<(&'static str, &'static [&'static str])> {
         ("norm.cu", kernels::norm::launch::KERNELS),
         ("loss.cu", kernels::loss::launch::KERNELS),
         ("dropout.cu", kernels::random::launch::KERNELS),
+        ("index.cu", kernels::index::launch::KERNELS),
     ]
 }
 

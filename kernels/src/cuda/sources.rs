@@ -35,6 +35,10 @@ static SOURCES: &[KernelSource] = &[
         name: "dropout.cu",
         src: include_str!("../random/dropout.cu"),
     },
+    KernelSource {
+        name: "index.cu",
+        src: include_str!("../index/index.cu"),
+    },
 ];
 
 /// All registered kernel sources, in a stable order.
