@@ -17,6 +17,7 @@ fn families() -> Vec<(&'static str, &'static [&'static str])> {
         ("loss.cu", kernels::loss::launch::KERNELS),
         ("dropout.cu", kernels::random::launch::KERNELS),
         ("index.cu", kernels::index::launch::KERNELS),
+        ("matmul.cu", kernels::matmul::launch::KERNELS),
     ]
 }
 

@@ -39,6 +39,10 @@ static SOURCES: &[KernelSource] = &[
         name: "index.cu",
         src: include_str!("../index/index.cu"),
     },
+    KernelSource {
+        name: "matmul.cu",
+        src: include_str!("../matmul/matmul.cu"),
+    },
 ];
 
 /// All registered kernel sources, in a stable order.

@@ -1,6 +1,8 @@
 //! Matrix multiply. PLACEHOLDER naive version with the final API; the blocked, SIMD,
 //! multi-threaded kernel replaces this file's body.
 
+pub mod launch;
+
 use std::fmt;
 
 /// A read-only strided matrix view: element (i, j) is `data[offset + i*row_stride + j*col_stride]`.
