@@ -113,7 +113,7 @@ mod tests {
         assert_eq!(block_threads(1 << 24), 1024);
         for n in [1025, 3000, 50_000, 1 << 20] {
             let t = block_threads(n);
-            assert!(t.is_power_of_two() && (128..=1024).contains(&t) && t % 32 == 0);
+            assert!(t.is_power_of_two() && (128..=1024).contains(&t) && t.is_multiple_of(32));
         }
     }
 
