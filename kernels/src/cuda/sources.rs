@@ -10,10 +10,40 @@ pub struct KernelSource {
 
 /// Adding a kernel family means adding one line here; the compile check and `cargo xtask ptx`
 /// pick it up from this list.
-static SOURCES: &[KernelSource] = &[KernelSource {
-    name: "elementwise.cu",
-    src: include_str!("../elementwise/elementwise.cu"),
-}];
+static SOURCES: &[KernelSource] = &[
+    KernelSource {
+        name: "elementwise.cu",
+        src: include_str!("../elementwise/elementwise.cu"),
+    },
+    KernelSource {
+        name: "reduce.cu",
+        src: include_str!("../reduce/reduce.cu"),
+    },
+    KernelSource {
+        name: "softmax.cu",
+        src: include_str!("../softmax/softmax.cu"),
+    },
+    KernelSource {
+        name: "norm.cu",
+        src: include_str!("../norm/norm.cu"),
+    },
+    KernelSource {
+        name: "loss.cu",
+        src: include_str!("../loss/loss.cu"),
+    },
+    KernelSource {
+        name: "dropout.cu",
+        src: include_str!("../random/dropout.cu"),
+    },
+    KernelSource {
+        name: "index.cu",
+        src: include_str!("../index/index.cu"),
+    },
+    KernelSource {
+        name: "matmul.cu",
+        src: include_str!("../matmul/matmul.cu"),
+    },
+];
 
 /// All registered kernel sources, in a stable order.
 pub fn all_sources() -> &'static [KernelSource] {

@@ -8,6 +8,7 @@
 //! check it and report shapes), and a violated shape precondition panics as a bug.
 
 pub mod cpu;
+pub mod launch;
 
 use std::fmt;
 

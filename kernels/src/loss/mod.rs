@@ -2,3 +2,4 @@
 //! (forward and fused backward), and the elementwise squared error under `mse_loss`.
 
 pub mod cpu;
+pub mod launch;

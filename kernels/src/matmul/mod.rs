@@ -51,6 +51,8 @@ mod tests;
 
 pub use microkernel::kernel_name;
 
+pub mod launch;
+
 use std::fmt;
 
 /// A read-only strided matrix view: element `(i, j)` is

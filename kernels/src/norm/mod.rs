@@ -3,3 +3,4 @@
 //! and backward giving the input and the per-feature parameter gradients.
 
 pub mod cpu;
+pub mod launch;

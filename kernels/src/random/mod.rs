@@ -34,4 +34,5 @@
 //! [`philox::blocks_for`]`(n) = ceil(n / 4)` after each, so no two draws share a counter.
 
 pub mod dropout;
+pub mod launch;
 pub mod philox;

@@ -2,3 +2,4 @@
 //! moves the reduced axes innermost first, so these few loops serve every `sum`/`max`/... call.
 
 pub mod cpu;
+pub mod launch;

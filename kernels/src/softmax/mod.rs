@@ -6,3 +6,4 @@
 //! share: one place decides when rows go to several threads.
 
 pub mod cpu;
+pub mod launch;
