@@ -49,7 +49,7 @@ fn unary_ops_on_strided_views() {
         check(
             name,
             dev,
-            &[x.clone()],
+            std::slice::from_ref(&x),
             |t| op(&t[0].t()?.narrow(0, 3, 50)?),
             F32_RTOL,
             F32_ATOL,
@@ -114,7 +114,7 @@ fn scalar_ops_and_clamp() {
         check(
             "add_scalar",
             dev,
-            &[x.clone()],
+            std::slice::from_ref(&x),
             |t| t[0].add_scalar(0.75),
             F32_RTOL,
             F32_ATOL,
@@ -122,7 +122,7 @@ fn scalar_ops_and_clamp() {
         check(
             "mul_scalar",
             dev,
-            &[x.clone()],
+            std::slice::from_ref(&x),
             |t| t[0].mul_scalar(-1.5),
             F32_RTOL,
             F32_ATOL,
@@ -130,7 +130,7 @@ fn scalar_ops_and_clamp() {
         check(
             "pow_scalar",
             dev,
-            &[x.clone()],
+            std::slice::from_ref(&x),
             |t| t[0].pow_scalar(2.5),
             F32_RTOL,
             F32_ATOL,
@@ -146,7 +146,7 @@ fn scalar_ops_and_clamp() {
         check(
             "clamp",
             dev,
-            &[y.clone()],
+            std::slice::from_ref(&y),
             |t| t[0].clamp(Some(-1.0), Some(0.5)),
             F32_RTOL,
             F32_ATOL,
@@ -193,7 +193,14 @@ fn comparisons_where_and_masked_fill() {
                 0.0,
                 0.0,
             );
-            check(name, dev, &[a.clone()], |t| cmp(&t[0], &t[0]), 0.0, 0.0);
+            check(
+                name,
+                dev,
+                std::slice::from_ref(&a),
+                |t| cmp(&t[0], &t[0]),
+                0.0,
+                0.0,
+            );
         }
         check(
             "where",

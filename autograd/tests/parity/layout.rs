@@ -15,7 +15,7 @@ fn views_copies_and_their_backward() {
     check(
         "permute+contiguous",
         dev,
-        &[x.clone()],
+        std::slice::from_ref(&x),
         |t| t[0].permute(&[2, 0, 1])?.contiguous(),
         0.0,
         0.0,
@@ -23,7 +23,7 @@ fn views_copies_and_their_backward() {
     check(
         "narrow",
         dev,
-        &[x.clone()],
+        std::slice::from_ref(&x),
         |t| t[0].narrow(1, 3, 20)?.mul_scalar(2.0),
         0.0,
         0.0,
@@ -31,7 +31,7 @@ fn views_copies_and_their_backward() {
     check(
         "reshape of view",
         dev,
-        &[x.clone()],
+        std::slice::from_ref(&x),
         |t| t[0].t()?.reshape(&[6, 1023]),
         0.0,
         0.0,
@@ -89,7 +89,7 @@ fn sums_over_axes() {
         check(
             "sum",
             dev,
-            &[x.clone()],
+            std::slice::from_ref(&x),
             |t| t[0].sum(axes, false),
             F32_RTOL,
             atol,

@@ -40,7 +40,9 @@ pub enum ArgKind {
     Layout,
 }
 
-/// One argument value.
+/// One argument value. The `Layout` variant makes every `Arg` 288 bytes; argument lists are a
+/// few entries on the stack for one launch, so boxing it would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Copy, Debug)]
 pub enum Arg {
     Ptr(u64),
