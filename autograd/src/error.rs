@@ -62,6 +62,12 @@ pub enum Error {
         output: Shape,
         seed: Option<Shape>,
     },
+    /// The op has no kernel for this device yet (the CUDA backend grows op family by op
+    /// family). Never answered by a silent copy to the CPU.
+    NotImplementedOnDevice {
+        op: &'static str,
+        device: Device,
+    },
     /// Any other invalid argument, with the op's own explanation.
     InvalidArgument {
         op: &'static str,
@@ -145,6 +151,12 @@ impl fmt::Display for Error {
                 "backward_with: seed shape {:?} differs from output shape {:?}",
                 seed.as_slice(),
                 output.as_slice()
+            ),
+            Error::NotImplementedOnDevice { op, device } => write!(
+                f,
+                "{op}: no kernel for {device} yet (the CUDA backend covers elementwise ops, \
+                 comparisons, where, copies, sum and matmul; issue 3); move the inputs with \
+                 to_device(Device::Cpu) to run it on the CPU"
             ),
             Error::InvalidArgument { op, reason } => write!(f, "{op}: {reason}"),
         }

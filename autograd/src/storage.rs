@@ -4,9 +4,11 @@
 //! Every storage is counted in [`crate::memory`] while it lives, which is how the memory tests
 //! show that training steps return to their baseline.
 
-use crate::{memory, DType, Element};
+use crate::{memory, DType, Device, Element, Error, Result};
 use half::{bf16, f16};
-use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use kernels::cuda::{CudaDevice, DeviceBuffer};
+use std::fmt;
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// The buffer behind a CPU tensor, one variant per dtype.
 #[derive(Clone, Debug)]
@@ -82,10 +84,41 @@ storage_element!(f16, F16);
 storage_element!(i64, I64);
 storage_element!(u8, Bool);
 
+/// The bytes behind a CUDA tensor: a pooled device buffer (returned to the device's pool when
+/// the storage drops), its dtype and element count, and the device that owns it.
+pub struct CudaData {
+    pub buf: DeviceBuffer,
+    pub dev: Arc<CudaDevice>,
+    pub dtype: DType,
+    pub len: usize,
+}
+
+impl CudaData {
+    /// Device address of element `offset`.
+    pub fn ptr_at(&self, offset: usize) -> u64 {
+        self.buf.ptr() + (offset * self.dtype.size_in_bytes()) as u64
+    }
+}
+
+impl fmt::Debug for CudaData {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CudaData({:?}, {} x {})", self.dev, self.len, self.dtype)
+    }
+}
+
+/// Where a storage's bytes are.
+#[derive(Debug)]
+enum Backing {
+    Cpu(RwLock<CpuData>),
+    /// Device memory needs no lock here: every access is a kernel on the device's one stream,
+    /// which orders them, and in-place writes are refused on tracked tensors as on the CPU.
+    Cuda(CudaData),
+}
+
 /// One counted allocation.
 #[derive(Debug)]
 pub struct Storage {
-    data: RwLock<CpuData>,
+    backing: Backing,
     bytes: usize,
 }
 
@@ -94,19 +127,51 @@ impl Storage {
         let bytes = data.len() * data.dtype().size_in_bytes();
         memory::on_alloc(bytes);
         Storage {
-            data: RwLock::new(data),
+            backing: Backing::Cpu(RwLock::new(data)),
             bytes,
         }
     }
 
-    pub fn read(&self) -> RwLockReadGuard<'_, CpuData> {
-        // A poisoned lock means a panic happened mid-write in another thread; the data is still
-        // a valid buffer of the same length, so keep going rather than propagate the panic.
-        self.data.read().unwrap_or_else(|e| e.into_inner())
+    pub fn new_cuda(data: CudaData) -> Storage {
+        let bytes = data.len * data.dtype.size_in_bytes();
+        memory::on_alloc(bytes);
+        Storage {
+            backing: Backing::Cuda(data),
+            bytes,
+        }
     }
 
-    pub fn write(&self) -> RwLockWriteGuard<'_, CpuData> {
-        self.data.write().unwrap_or_else(|e| e.into_inner())
+    /// The device buffer, for CUDA storages.
+    pub fn cuda(&self) -> Option<&CudaData> {
+        match &self.backing {
+            Backing::Cuda(c) => Some(c),
+            Backing::Cpu(_) => None,
+        }
+    }
+
+    /// The CPU data. A CUDA storage is an error, never a silent copy: ops without a CUDA
+    /// kernel end up here and report it.
+    pub fn read(&self) -> Result<RwLockReadGuard<'_, CpuData>> {
+        match &self.backing {
+            // A poisoned lock means a panic happened mid-write in another thread; the data is
+            // still a valid buffer of the same length, so keep going rather than propagate it.
+            Backing::Cpu(lock) => Ok(lock.read().unwrap_or_else(|e| e.into_inner())),
+            Backing::Cuda(c) => Err(not_on_device(c)),
+        }
+    }
+
+    pub fn write(&self) -> Result<RwLockWriteGuard<'_, CpuData>> {
+        match &self.backing {
+            Backing::Cpu(lock) => Ok(lock.write().unwrap_or_else(|e| e.into_inner())),
+            Backing::Cuda(c) => Err(not_on_device(c)),
+        }
+    }
+}
+
+fn not_on_device(c: &CudaData) -> Error {
+    Error::NotImplementedOnDevice {
+        op: "this op",
+        device: Device::Cuda(c.dev.ordinal()),
     }
 }
 

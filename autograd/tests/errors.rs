@@ -174,19 +174,26 @@ fn empty_inputs_where_undefined() {
 
 #[test]
 fn unavailable_device_is_an_error_not_a_panic() {
-    let e = Tensor::zeros(&[2], DType::F32, Device::Cuda(0)).unwrap_err();
+    // No machine has a CUDA device 4096: this holds with and without a GPU.
+    let e = Tensor::zeros(&[2], DType::F32, Device::Cuda(4096)).unwrap_err();
     assert!(
         matches!(
             e,
             Error::DeviceUnavailable {
-                device: Device::Cuda(0),
+                device: Device::Cuda(4096),
                 ..
             }
         ),
         "{e:?}"
     );
+    // Without a GPU, device 0 is unavailable too, with the probe's reason.
+    if let Some(why) = Device::cuda_unavailable_reason() {
+        let e = Tensor::zeros(&[2], DType::F32, Device::Cuda(0)).unwrap_err();
+        assert!(e.to_string().contains(&why), "{e}");
+        assert_eq!(Device::best_available(), Device::Cpu);
+    }
     assert!(matches!(
-        t(&[2]).to_device(Device::Cuda(1)).unwrap_err(),
+        t(&[2]).to_device(Device::Cuda(4096)).unwrap_err(),
         Error::DeviceUnavailable { .. }
     ));
 }

@@ -5,6 +5,7 @@
 
 mod bench;
 mod cuda_env;
+mod gpu_bundle;
 mod ptx;
 mod test;
 mod wheels;
@@ -25,7 +26,8 @@ use clap::{Parser, Subcommand};
         cargo xtask test -- --release        extra arguments go to `cargo test --workspace`\n  \
         cargo xtask test -- spill -- --nocapture   (a test-name filter, then libtest flags)\n  \
         cargo xtask ptx --arch sm_90 --out target/ptx\n  \
-        cargo xtask bench --quick --filter matmul",
+        cargo xtask bench --quick --filter matmul\n  \
+        cargo xtask gpu-bundle               binaries + run.sh for a GPU machine, in target/gpu-bundle",
     arg_required_else_help = true
 )]
 struct Cli {
@@ -43,6 +45,9 @@ enum Command {
     Ptx(ptx::PtxArgs),
     /// Run the benchmarks (CPU criterion benchmarks for now).
     Bench(bench::BenchArgs),
+    /// Build the release test and bench binaries, strip them, and write them with the CUDA
+    /// headers and a run script into one folder to carry to a GPU machine (under 64 MiB).
+    GpuBundle(gpu_bundle::GpuBundleArgs),
 }
 
 fn main() -> ExitCode {
@@ -52,6 +57,7 @@ fn main() -> ExitCode {
         Command::Test(args) => test::run(args, &root),
         Command::Ptx(args) => ptx::run(args, &root),
         Command::Bench(args) => bench::run(args, &root),
+        Command::GpuBundle(args) => gpu_bundle::run(args, &root),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -8,8 +8,11 @@ use super::{broadcast_strides, check_dtype, check_float, check_same, sum_to_shap
 use crate::graph::record;
 use crate::shape::broadcast_shapes;
 use crate::storage::StorageElement;
+use crate::tensor::cuda::{cuda_err, float_type};
 use crate::{DType, Result, Tensor};
+use kernels::cuda::Layout;
 use kernels::elementwise::cpu::{broadcast_map2, broadcast_map3, Operand};
+use kernels::elementwise::cuda::{self as ew, CompareKind};
 
 #[derive(Clone, Copy)]
 enum Cmp {
@@ -25,6 +28,34 @@ fn compare(op: &'static str, cmp: Cmp, a: &Tensor, b: &Tensor) -> Result<Tensor>
     check_same(op, &[a, b])?;
     let shape = broadcast_shapes(op, a.shape(), b.shape())?;
     let (sa, sb) = (broadcast_strides(a, &shape), broadcast_strides(b, &shape));
+    if a.cuda_data().is_some() {
+        let dt = float_type(op, a)?;
+        let out = Tensor::cuda_empty(&shape, DType::Bool, a.device())?;
+        let layout = Layout::new(&shape, &[(&sa, 0), (&sb, 0)]).map_err(cuda_err(op))?;
+        let kind = match cmp {
+            Cmp::Eq => CompareKind::Eq,
+            Cmp::Ne => CompareKind::Ne,
+            Cmp::Lt => CompareKind::Lt,
+            Cmp::Le => CompareKind::Le,
+            Cmp::Gt => CompareKind::Gt,
+            Cmp::Ge => CompareKind::Ge,
+        };
+        // SAFETY: the layout keeps reads inside a's and b's views; out holds numel bytes.
+        unsafe {
+            ew::compare(
+                &*a.cuda_dev()?,
+                kind,
+                dt,
+                &layout,
+                a.cuda_ptr()?,
+                b.cuda_ptr()?,
+                out.cuda_ptr()?,
+                out.numel(),
+            )
+        }
+        .map_err(cuda_err(op))?;
+        return Ok(out);
+    }
     macro_rules! run {
         ($T:ty) => {
             a.with_strided(|x: Operand<$T>| {
@@ -94,6 +125,12 @@ impl Tensor {
     pub fn where_cond(cond: &Tensor, a: &Tensor, b: &Tensor) -> Result<Tensor> {
         check_dtype("where", cond, DType::Bool)?;
         check_same("where", &[a, b])?;
+        if cond.device() != a.device() {
+            return Err(crate::Error::DeviceMismatch {
+                op: "where",
+                devices: vec![cond.device(), a.device(), b.device()],
+            });
+        }
         check_float("where", a)?;
         let shape = broadcast_shapes(
             "where",
@@ -105,7 +142,27 @@ impl Tensor {
             broadcast_strides(a, &shape),
             broadcast_strides(b, &shape),
         );
-        let out = with_float!("where", a.dtype(), T => {
+        let out = if a.cuda_data().is_some() {
+            let dt = float_type("where", a)?;
+            let out = Tensor::cuda_empty(&shape, a.dtype(), a.device())?;
+            let layout = Layout::new(&shape, &[(&sc, 0), (&sa, 0), (&sb, 0)]).map_err(cuda_err("where"))?;
+            // SAFETY: the layout keeps reads inside each operand's view; out is contiguous.
+            unsafe {
+                ew::select(
+                    &*a.cuda_dev()?,
+                    dt,
+                    &layout,
+                    cond.cuda_ptr()?,
+                    a.cuda_ptr()?,
+                    b.cuda_ptr()?,
+                    out.cuda_ptr()?,
+                    out.numel(),
+                )
+            }
+            .map_err(cuda_err("where"))?;
+            out
+        } else {
+            with_float!("where", a.dtype(), T => {
             let data = cond.with_strided(|c: Operand<u8>| {
                 a.with_strided(|x: Operand<T>| {
                     b.with_strided(|y: Operand<T>| {
@@ -116,7 +173,8 @@ impl Tensor {
                 })
             })???;
             Tensor::from_cpu_data(T::wrap(data), &shape)
-        });
+            })
+        };
         let cond = cond.detach();
         let (shape_a, shape_b) = (a.0.shape.clone(), b.0.shape.clone());
         Ok(record("where", &[a, b], out, move |g, needs| {

@@ -7,6 +7,7 @@ use super::{check_float, with_float};
 use crate::graph::record;
 use crate::shape::normalize_axes;
 use crate::storage::StorageElement;
+use crate::tensor::cuda::{cuda_err, float_type};
 use crate::{Error, Result, Shape, Tensor};
 use kernels::reduce::cpu as k;
 
@@ -64,6 +65,15 @@ where
     F64: Fn(&[f64]) -> f64 + Sync,
 {
     check_float(op, x)?;
+    if x.cuda_data().is_some() {
+        if op != "sum" {
+            return Err(Error::NotImplementedOnDevice {
+                op,
+                device: x.device(),
+            });
+        }
+        return sum_cuda(x, p);
+    }
     let consecutive = p.axes.windows(2).all(|w| w[1] == w[0] + 1);
     let last = p.axes.last().copied().unwrap_or(0);
     if let (Some(combine), true, true) = (middle, consecutive, last + 1 < x.rank()) {
@@ -96,6 +106,30 @@ where
         })?),
     };
     Ok(Tensor::from_cpu_data(data, &p.out_shape))
+}
+
+/// Sum on the GPU: reduced axes moved innermost (a permuted view copied contiguous on the
+/// device, skipped when they already are), then one row sum per output element.
+fn sum_cuda(x: &Tensor, p: &Plan) -> Result<Tensor> {
+    let dt = float_type("sum", x)?;
+    let mut order: Vec<usize> = (0..x.rank()).filter(|a| !p.axes.contains(a)).collect();
+    order.extend(&p.axes);
+    let moved = crate::graph::no_grad(|| x.detach().permute(&order)?.contiguous())?;
+    let out = Tensor::cuda_empty(&p.out_shape, x.dtype(), x.device())?;
+    let rows = out.numel();
+    // SAFETY: moved is contiguous with rows * row_len elements; out holds rows.
+    unsafe {
+        kernels::elementwise::cuda::sum_rows(
+            &*moved.cuda_dev()?,
+            dt,
+            moved.cuda_ptr()?,
+            out.cuda_ptr()?,
+            rows,
+            p.row_len,
+        )
+    }
+    .map_err(cuda_err("sum"))?;
+    Ok(out)
 }
 
 fn require_nonempty(op: &'static str, x: &Tensor, p: &Plan) -> Result<()> {

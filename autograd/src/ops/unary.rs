@@ -2,11 +2,13 @@
 //! `kernels::elementwise::UnaryOp`; this file runs it over tensors and records the backward
 //! `dx = g · f'(x)`, saving only the input or only the output, whichever the derivative reads.
 
-use super::{check_float, with_float};
+use super::{check_float, check_same, with_float};
 use crate::graph::record;
 use crate::storage::StorageElement;
+use crate::tensor::cuda::{cuda_err, float_type};
 use crate::{Result, Tensor};
 use kernels::elementwise::cpu::map;
+use kernels::elementwise::cuda as ew;
 use kernels::elementwise::UnaryOp;
 use rayon::prelude::*;
 
@@ -21,10 +23,14 @@ fn derivative_reads_output(op: UnaryOp) -> bool {
 fn unary(op: UnaryOp, x: &Tensor) -> Result<Tensor> {
     let name = op.name();
     check_float(name, x)?;
-    let out = with_float!(name, x.dtype(), T => {
+    let out = if x.cuda_data().is_some() {
+        unary_cuda(op, x)?
+    } else {
+        with_float!(name, x.dtype(), T => {
         let y = x.with_slice(|v: &[T]| map(v, |v| op.forward(v)))?;
         Tensor::from_cpu_data(T::wrap(y), x.shape())
-    });
+        })
+    };
     let saved = if derivative_reads_output(op) {
         out.clone()
     } else {
@@ -35,8 +41,41 @@ fn unary(op: UnaryOp, x: &Tensor) -> Result<Tensor> {
     }))
 }
 
+/// `f(x)` on the GPU.
+fn unary_cuda(op: UnaryOp, x: &Tensor) -> Result<Tensor> {
+    let dt = float_type(op.name(), x)?;
+    let x = x.contiguous()?;
+    let out = Tensor::cuda_empty(x.shape(), x.dtype(), x.device())?;
+    let dev = x.cuda_dev()?;
+    // SAFETY: x and out are contiguous with numel elements of dt on dev.
+    unsafe { ew::unary(&dev, op, dt, x.cuda_ptr()?, out.cuda_ptr()?, x.numel()) }
+        .map_err(cuda_err(op.name()))?;
+    Ok(out)
+}
+
 /// `g · f'(·)` in one pass over the saved tensor and the incoming gradient.
 fn unary_backward(op: UnaryOp, saved: &Tensor, g: &Tensor) -> Result<Tensor> {
+    if saved.cuda_data().is_some() {
+        check_same(op.name(), &[saved, g])?;
+        let dt = float_type(op.name(), saved)?;
+        let (s, g) = (saved.contiguous()?, g.contiguous()?);
+        let dx = Tensor::cuda_empty(s.shape(), s.dtype(), s.device())?;
+        let dev = s.cuda_dev()?;
+        // SAFETY: s, g and dx are contiguous with numel elements of dt on dev.
+        unsafe {
+            ew::unary_backward(
+                &dev,
+                op,
+                dt,
+                s.cuda_ptr()?,
+                g.cuda_ptr()?,
+                dx.cuda_ptr()?,
+                s.numel(),
+            )
+        }
+        .map_err(cuda_err(op.name()))?;
+        return Ok(dx);
+    }
     with_float!(op.name(), saved.dtype(), T => {
         let dx = saved.with_slice(|s: &[T]| {
             g.with_slice(|g: &[T]| {

@@ -7,14 +7,20 @@ use half::{bf16, f16};
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal, StandardUniform};
 
-/// Fail for devices that have no backend yet, so the API is the same before and after CUDA.
+/// Fail early (before any work) for a CUDA device that cannot be opened, with the probe's
+/// reason.
 fn check_device(device: Device) -> Result<()> {
     match device {
         Device::Cpu => Ok(()),
-        Device::Cuda(_) => Err(Error::DeviceUnavailable {
-            device,
-            reason: "the CUDA backend is not built yet (issue 3); use Device::Cpu".into(),
-        }),
+        Device::Cuda(_) => super::cuda::cuda_device(device).map(|_| ()),
+    }
+}
+
+/// A new contiguous tensor holding `data`, on `device` (built on the host, then copied over).
+fn place(data: CpuData, shape: &[usize], device: Device) -> Result<Tensor> {
+    match device {
+        Device::Cpu => Ok(Tensor::from_cpu_data(data, shape)),
+        Device::Cuda(_) => super::cuda::upload(&data, shape, device),
     }
 }
 
@@ -52,7 +58,7 @@ impl Tensor {
                 shape: shape.into(),
             });
         }
-        Ok(Tensor::from_cpu_data(T::wrap(data), shape))
+        place(T::wrap(data), shape, device)
     }
 
     /// A rank-0 tensor.
@@ -62,10 +68,7 @@ impl Tensor {
 
     pub fn full(shape: &[usize], value: f64, dtype: DType, device: Device) -> Result<Tensor> {
         check_device(device)?;
-        Ok(Tensor::from_cpu_data(
-            filled(value, shape.iter().product(), dtype),
-            shape,
-        ))
+        place(filled(value, shape.iter().product(), dtype), shape, device)
     }
 
     pub fn zeros(shape: &[usize], dtype: DType, device: Device) -> Result<Tensor> {
@@ -101,7 +104,7 @@ impl Tensor {
         }
         let n = ((end - start) / step).ceil().max(0.0) as usize;
         let values: Vec<f64> = (0..n).map(|i| start + i as f64 * step).collect();
-        Ok(Tensor::from_cpu_data(from_f64s(values, dtype), &[n]))
+        place(from_f64s(values, dtype), &[n], device)
     }
 
     /// Uniform samples in `[0, 1)` from the caller's RNG (seed it for reproducibility).
@@ -158,6 +161,6 @@ impl Tensor {
         }
         let n: usize = shape.iter().product();
         let values: Vec<f64> = (0..n).map(|_| dist.sample(rng)).collect();
-        Ok(Tensor::from_cpu_data(from_f64s(values, dtype), shape))
+        place(from_f64s(values, dtype), shape, device)
     }
 }

@@ -23,7 +23,7 @@ impl Tensor {
     /// Run `f` on this tensor's elements as one contiguous row-major slice, copying first only
     /// when the tensor is a non-contiguous view. Errors if `T` is not the tensor's dtype.
     pub(crate) fn with_slice<T: StorageElement, R>(&self, f: impl FnOnce(&[T]) -> R) -> Result<R> {
-        let guard = self.0.storage.read();
+        let guard = self.0.storage.read()?;
         let all = T::slice(&guard).ok_or(Error::DTypeMismatch {
             op: "read",
             dtypes: vec![self.dtype(), T::DTYPE],
@@ -72,8 +72,13 @@ impl Tensor {
                 ),
             });
         }
-        let mut guard = self.0.storage.write();
-        let all = T::slice_mut(&mut guard).expect("dtype checked above");
+        let mut guard = self.0.storage.write()?;
+        let Some(all) = T::slice_mut(&mut guard) else {
+            return Err(Error::DTypeMismatch {
+                op: "with_data_mut",
+                dtypes: vec![self.dtype(), T::DTYPE],
+            });
+        };
         Ok(f(&mut all[self.0.offset..self.0.offset + self.numel()]))
     }
 
@@ -82,7 +87,7 @@ impl Tensor {
         &self,
         f: impl FnOnce(kernels::elementwise::cpu::Operand<T>) -> R,
     ) -> Result<R> {
-        let guard = self.0.storage.read();
+        let guard = self.0.storage.read()?;
         let all = T::slice(&guard).ok_or(Error::DTypeMismatch {
             op: "read",
             dtypes: vec![self.dtype(), T::DTYPE],
@@ -102,13 +107,24 @@ impl Tensor {
                 dtypes: vec![self.dtype(), T::DTYPE],
             });
         }
+        if self.cuda_data().is_some() {
+            let data = self.cuda_download()?;
+            return T::slice(&data).map(<[T]>::to_vec).ok_or(Error::DTypeMismatch {
+                op: "to_vec",
+                dtypes: vec![self.dtype(), T::DTYPE],
+            });
+        }
         self.with_slice(|s: &[T]| s.to_vec())
     }
 
     /// The elements converted to f64, whatever the dtype.
     pub fn to_vec_f64(&self) -> Result<Vec<f64>> {
+        if self.cuda_data().is_some() {
+            let data = self.cuda_download()?;
+            return Ok(map_cpu_data!(&data, v => v.iter().map(|x| crate::Element::to_f64(*x)).collect()));
+        }
         let t = self.contiguous()?;
-        let guard = t.0.storage.read();
+        let guard = t.0.storage.read()?;
         let range = t.0.offset..t.0.offset + t.numel();
         Ok(map_cpu_data!(&*guard, v => v[range].iter().map(|x| crate::Element::to_f64(*x)).collect()))
     }
@@ -130,7 +146,10 @@ impl Tensor {
         if self.is_contiguous() {
             return Ok(self.clone());
         }
-        let guard = self.0.storage.read();
+        if self.cuda_data().is_some() {
+            return Ok(self.cuda_contiguous_copy()?.with_var(self.0.var.clone()));
+        }
+        let guard = self.0.storage.read()?;
         let (shape, strides, off) = (&self.0.shape, &self.0.strides, self.0.offset);
         let data =
             map_cpu_data!(&*guard, v => StorageElement::wrap(copy_to_contiguous(v, shape, strides, off)));
@@ -143,6 +162,12 @@ impl Tensor {
     pub fn to_dtype(&self, dtype: DType) -> Result<Tensor> {
         if dtype == self.dtype() {
             return Ok(self.clone());
+        }
+        if self.cuda_data().is_some() {
+            return Err(Error::NotImplementedOnDevice {
+                op: "to_dtype",
+                device: self.device(),
+            });
         }
         let differentiable = self.dtype().is_compute_float() && dtype.is_compute_float();
         if !differentiable {
@@ -159,15 +184,27 @@ impl Tensor {
         }))
     }
 
-    /// Move to `device` (`torch.Tensor.to(device)`). CPU to CPU returns the same tensor.
+    /// Move to `device` (`torch.Tensor.to(device)`): a contiguous copy on the other device, or
+    /// the same tensor when it is already there. Not recorded on the tape: move leaves first,
+    /// then mark them (`x.to_device(d)?.set_requires_grad(true)`); moving a tensor that
+    /// requires gradient is a `NoBackward` error rather than a silently cut graph.
     pub fn to_device(&self, device: Device) -> Result<Tensor> {
+        if device == self.device() {
+            return Ok(self.clone());
+        }
+        graph::ensure_untracked("to_device", &[self])?;
+        let data = match self.device() {
+            Device::Cpu => {
+                let t = self.contiguous()?;
+                let guard = t.0.storage.read()?;
+                let range = t.0.offset..t.0.offset + t.numel();
+                map_cpu_data!(&*guard, v => StorageElement::wrap(v[range].to_vec()))
+            }
+            Device::Cuda(_) => self.cuda_download()?,
+        };
         match device {
-            d if d == self.device() => Ok(self.clone()),
-            Device::Cpu => Ok(self.clone()),
-            Device::Cuda(_) => Err(Error::DeviceUnavailable {
-                device,
-                reason: "the CUDA backend is not built yet (issue 3)".into(),
-            }),
+            Device::Cpu => Ok(Tensor::from_cpu_data(data, self.shape())),
+            Device::Cuda(_) => super::cuda::upload(&data, self.shape(), device),
         }
     }
 
@@ -176,18 +213,27 @@ impl Tensor {
     /// tensors that require gradient: the graph may have saved the old values.
     pub fn copy_(&self, src: &Tensor) -> Result<()> {
         self.check_in_place("copy_", src)?;
+        if self.cuda_data().is_some() {
+            // Reading a view of the same storage while writing it would race inside the kernel.
+            let src = if src.shares_storage_with(self) {
+                src.cuda_contiguous_copy()?
+            } else {
+                src.clone()
+            };
+            return self.cuda_copy_from(&src);
+        }
         let values = src.contiguous()?;
         let src_guard;
         let src_data: CpuData;
         // Copying a tensor onto itself (or an overlapping view) must read before writing.
         let src_ref = if values.shares_storage_with(self) {
-            src_data = values.0.storage.read().clone();
+            src_data = values.0.storage.read()?.clone();
             &src_data
         } else {
-            src_guard = values.0.storage.read();
+            src_guard = values.0.storage.read()?;
             &*src_guard
         };
-        let mut guard = self.0.storage.write();
+        let mut guard = self.0.storage.write()?;
         let (shape, strides, off) = (self.0.shape.clone(), self.0.strides.clone(), self.0.offset);
         let n = self.numel();
         let so = values.0.offset;
@@ -217,8 +263,23 @@ impl Tensor {
         } else {
             return self.copy_(&self.add(&other.mul_scalar(alpha)?)?);
         };
-        let src = other.0.storage.read();
-        let mut dst = this.0.storage.write();
+        if let Some(c) = this.cuda_data() {
+            let dt = super::cuda::float_type("add_scaled_", self)?;
+            // SAFETY: both contiguous with numel elements from their offsets.
+            return unsafe {
+                kernels::elementwise::cuda::axpy(
+                    &c.dev,
+                    dt,
+                    this.cuda_ptr()?,
+                    other.cuda_ptr()?,
+                    this.numel(),
+                    alpha as f32,
+                )
+            }
+            .map_err(super::cuda::cuda_err("add_scaled_"));
+        }
+        let src = other.0.storage.read()?;
+        let mut dst = this.0.storage.write()?;
         let (d0, s0, n) = (this.0.offset, other.0.offset, this.numel());
         match (&mut *dst, &*src) {
             (CpuData::F32(d), CpuData::F32(s)) => {
@@ -241,7 +302,10 @@ impl Tensor {
 
     /// A copy in new storage, untracked.
     pub(crate) fn deep_copy(&self) -> Result<Tensor> {
-        let guard = self.0.storage.read();
+        if self.cuda_data().is_some() {
+            return self.cuda_contiguous_copy();
+        }
+        let guard = self.0.storage.read()?;
         let (shape, strides, off) = (&self.0.shape, &self.0.strides, self.0.offset);
         let data =
             map_cpu_data!(&*guard, v => StorageElement::wrap(copy_to_contiguous(v, shape, strides, off)));

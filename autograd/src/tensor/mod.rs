@@ -5,6 +5,7 @@
 //! `permute`, `narrow`, `expand`, `detach`) share storage; ops produce new contiguous storage.
 
 mod create;
+pub(crate) mod cuda;
 mod data;
 
 use crate::graph::Var;

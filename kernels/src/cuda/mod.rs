@@ -1,5 +1,7 @@
 //! The CUDA side of `kernels`: the registry of `.cu` sources, the NVRTC compile pipeline that
-//! keeps ptxas's report, and probes that tell whether NVRTC or a GPU is usable.
+//! keeps ptxas's report, probes that tell whether NVRTC or a GPU is usable, and the runtime:
+//! [`CudaDevice`] (context, stream, per-device module cache, caching memory pool, cuBLAS
+//! handle), checked kernel launches ([`launch`]) and the GEMM ([`gemm`]).
 //!
 //! Nothing here needs CUDA at build time: cudarc loads `libnvrtc` and `libcuda` when first
 //! used (feature `dynamic-loading`). Missing libraries are a normal outcome on a CPU machine,
@@ -10,16 +12,27 @@
 //! (`nvidia-cuda-nvrtc`, `nvidia-cuda-runtime`), puts their lib folder on `LD_LIBRARY_PATH` and
 //! points `CUDA_INCLUDE_DIR` at their headers. A CUDA toolkit at `/usr/local/cuda` works too.
 
+mod blas;
 mod compile;
+mod device;
 mod error;
+pub mod gemm;
+pub mod launch;
+pub mod pool;
 mod probe;
 mod ptxas_log;
 mod report;
 mod sources;
 
+pub use blas::{operand_layout, Blas, GemmOperand, GemmPrecision};
 pub use compile::{compile, find_cuda_include, Arch, CompileOptions, Compiled};
+pub use device::{CudaDevice, DeviceBuffer, DriverAlloc};
 pub use error::CudaError;
-pub use probe::{device_arch, driver_probe, nvrtc_available, nvrtc_version};
+pub use launch::{FloatType, KernelRef, Layout};
+pub use pool::PoolStats;
+pub use probe::{
+    cublas_library_present, device_arch, driver_library_present, driver_probe, nvrtc_available, nvrtc_version,
+};
 // Re-exported so that users of the driver API get the same cudarc version and features.
 pub use cudarc;
 pub use ptxas_log::{parse_ptxas_log, ptx_entry_sizes, KernelStats};

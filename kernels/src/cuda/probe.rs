@@ -80,12 +80,7 @@ fn library_present(check: impl FnOnce() -> bool) -> bool {
 /// A context on device 0, or why there is none. No GPU is a normal outcome (the CPU backend
 /// serves); callers skip GPU work with the returned reason.
 pub fn driver_probe() -> Result<Arc<CudaContext>, CudaError> {
-    // SAFETY: only tries to dlopen libcuda; no CUDA call is made.
-    if !library_present(|| unsafe { cudarc::driver::sys::is_culib_present() }) {
-        return Err(CudaError::Driver(
-            "libcuda (the NVIDIA driver library) was not found: this machine has no GPU driver".to_string(),
-        ));
-    }
+    driver_library_present()?;
     // Without the check above, CudaContext::new panics when libcuda is missing (DESIGN.md).
     match catch_unwind(|| CudaContext::new(0)) {
         Ok(Ok(ctx)) => Ok(ctx),
@@ -95,6 +90,31 @@ pub fn driver_probe() -> Result<Arc<CudaContext>, CudaError> {
         Err(_) => Err(CudaError::Driver(
             "cudarc panicked while creating a context on device 0".to_string(),
         )),
+    }
+}
+
+/// `Ok` when libcuda can be opened. Every driver call must be preceded by this check: with
+/// `dynamic-loading`, cudarc panics on the first call into a library it cannot open.
+pub fn driver_library_present() -> Result<(), CudaError> {
+    // SAFETY: only tries to dlopen libcuda; no CUDA call is made.
+    if library_present(|| unsafe { cudarc::driver::sys::is_culib_present() }) {
+        Ok(())
+    } else {
+        Err(CudaError::Driver(
+            "libcuda (the NVIDIA driver library) was not found: this machine has no GPU driver".to_string(),
+        ))
+    }
+}
+
+/// `Ok` when libcublas can be opened (checked before creating a handle, for the same reason).
+pub fn cublas_library_present() -> Result<(), CudaError> {
+    // SAFETY: only tries to dlopen libcublas.
+    if library_present(|| unsafe { cudarc::cublas::sys::is_culib_present() }) {
+        Ok(())
+    } else {
+        Err(CudaError::Driver(
+            "libcublas was not found on the library path (LD_LIBRARY_PATH or ldconfig)".to_string(),
+        ))
     }
 }
 

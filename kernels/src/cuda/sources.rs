@@ -40,6 +40,10 @@ static SOURCES: &[KernelSource] = &[
         src: include_str!("../index/index.cu"),
     },
     KernelSource {
+        name: "strided.cu",
+        src: include_str!("../elementwise/strided.cu"),
+    },
+    KernelSource {
         name: "matmul.cu",
         src: include_str!("../matmul/matmul.cu"),
     },

@@ -204,3 +204,145 @@ extern "C" __global__ void exp_bf16(const bf16* x, bf16* out, long long n)  { un
 extern "C" __global__ void tanh_bf16(const bf16* x, bf16* out, long long n) { unary_bf16(x, out, n, TanhOp()); }
 extern "C" __global__ void relu_bf16(const bf16* x, bf16* out, long long n) { unary_bf16(x, out, n, ReluOp()); }
 extern "C" __global__ void gelu_bf16(const bf16* x, bf16* out, long long n) { unary_bf16(x, out, n, GeluOp()); }
+
+// =============================================================================================
+// The rest of UnaryOp (kernels::elementwise::UnaryOp, the CPU's formulas), their backward, the
+// tensor-scalar ops and the in-place axpy that gradient accumulation uses.
+//
+//   {op}_{dt}(x, out, n)              out[i] = f(x[i])            for every UnaryOp not above
+//   {op}_bwd_{dt}(s, g, dx, n)        dx[i] = g[i] * f'(s[i])     s is x or y = f(x), whichever
+//                                     the derivative reads (autograd's `derivative_reads_output`)
+//   add_scalar / mul_scalar / pow_scalar_{dt}(x, out, n, s)
+//   clamp_{dt}(x, out, n, lo, hi)     min(max(x, lo), hi);  clamp_mask_{dt}: 1 inside [lo, hi], else 0
+//   axpy_{dt}(y, x, n, alpha)         y[i] += alpha * x[i] (in place)
+// Launch shape, bytes and numerics as above: one grid-stride loop, f32 math, bf16 rounded once.
+// rsqrt is 1 / sqrtf (not the approximate rsqrtf) and sigmoid/softplus use the overflow-free
+// forms of the CPU reference, so f32 parity holds at 1e-5 relative.
+
+__device__ __forceinline__ float sigmoidf_(float x) {
+    if (x >= 0.0f) return 1.0f / (1.0f + expf(-x));
+    const float e = expf(x);
+    return e / (1.0f + e);
+}
+__device__ __forceinline__ float sign0f(float x) { return x > 0.0f ? 1.0f : (x < 0.0f ? -1.0f : 0.0f); }
+
+#define SQRT_2_OVER_PI 0.7978845608028654f
+#define GELU_TANH_CUBIC 0.044715f
+#define INV_SQRT_2PI 0.3989422804014327f
+
+struct NegOp      { __device__ float operator()(float x) const { return -x; } };
+struct LogOp      { __device__ float operator()(float x) const { return logf(x); } };
+struct SqrtOp     { __device__ float operator()(float x) const { return sqrtf(x); } };
+struct RsqrtOp    { __device__ float operator()(float x) const { return 1.0f / sqrtf(x); } };
+struct AbsOp      { __device__ float operator()(float x) const { return fabsf(x); } };
+struct SignOp     { __device__ float operator()(float x) const { return sign0f(x); } };
+struct SigmoidOp  { __device__ float operator()(float x) const { return sigmoidf_(x); } };
+struct GeluTanhOp {
+    __device__ float operator()(float x) const {
+        const float inner = SQRT_2_OVER_PI * (x + GELU_TANH_CUBIC * x * x * x);
+        return 0.5f * x * (1.0f + tanhf(inner));
+    }
+};
+struct SiluOp     { __device__ float operator()(float x) const { return x * sigmoidf_(x); } };
+struct SoftplusOp { __device__ float operator()(float x) const { return fmaxf(x, 0.0f) + log1pf(expf(-fabsf(x))); } };
+struct ErfOp      { __device__ float operator()(float x) const { return erff(x); } };
+
+// Derivatives f'(s), s being x or y as noted.
+struct NegD      { __device__ float operator()(float)   const { return -1.0f; } };
+struct ExpD      { __device__ float operator()(float y) const { return y; } };
+struct LogD      { __device__ float operator()(float x) const { return 1.0f / x; } };
+struct SqrtD     { __device__ float operator()(float y) const { return 0.5f / y; } };
+struct RsqrtD    { __device__ float operator()(float y) const { return -0.5f * y * y * y; } };
+struct AbsD      { __device__ float operator()(float x) const { return sign0f(x); } };
+struct SignD     { __device__ float operator()(float)   const { return 0.0f; } };
+struct TanhD     { __device__ float operator()(float y) const { return 1.0f - y * y; } };
+struct SigmoidD  { __device__ float operator()(float y) const { return y * (1.0f - y); } };
+struct ReluD     { __device__ float operator()(float x) const { return x > 0.0f ? 1.0f : 0.0f; } };
+struct GeluD {
+    __device__ float operator()(float x) const {
+        const float cdf = 0.5f * (1.0f + erff(x * 0.70710678118654752440f));
+        const float pdf = INV_SQRT_2PI * expf(-0.5f * x * x);
+        return cdf + x * pdf;
+    }
+};
+struct GeluTanhD {
+    __device__ float operator()(float x) const {
+        const float t = tanhf(SQRT_2_OVER_PI * (x + GELU_TANH_CUBIC * x * x * x));
+        return 0.5f * (1.0f + t)
+             + 0.5f * x * (1.0f - t * t) * SQRT_2_OVER_PI * (1.0f + 3.0f * GELU_TANH_CUBIC * x * x);
+    }
+};
+struct SiluD {
+    __device__ float operator()(float x) const {
+        const float s = sigmoidf_(x);
+        return s * (1.0f + x * (1.0f - s));
+    }
+};
+struct SoftplusD { __device__ float operator()(float x) const { return sigmoidf_(x); } };
+struct ErfD      { __device__ float operator()(float x) const { return 2.0f * INV_SQRT_2PI * 1.41421356237309505f * expf(-x * x); } };
+
+// g * f'(s) as a binary functor, so the vectorized binary loops above serve the backward too.
+template <typename D> struct Bwd {
+    D d;
+    __device__ __forceinline__ float operator()(float s, float g) const { return g * d(s); }
+};
+
+struct AddScalar { float s; __device__ float operator()(float x) const { return x + s; } };
+struct MulScalar { float s; __device__ float operator()(float x) const { return x * s; } };
+struct PowScalar { float p; __device__ float operator()(float x) const { return powf(x, p); } };
+// fmaxf/fminf would turn NaN into a bound; the CPU's f32::max/min do the same, so they agree.
+struct Clamp     { float lo, hi; __device__ float operator()(float x) const { return fminf(fmaxf(x, lo), hi); } };
+struct ClampMask { float lo, hi; __device__ float operator()(float x) const { return (x >= lo && x <= hi) ? 1.0f : 0.0f; } };
+struct Axpy      { float alpha; __device__ float operator()(float y, float x) const { return y + alpha * x; } };
+
+#define UNARY_ENTRY(name, F)                                                                       \
+    extern "C" __global__ void name##_f32(const float* x, float* out, long long n) { unary_f32(x, out, n, F()); } \
+    extern "C" __global__ void name##_bf16(const bf16* x, bf16* out, long long n) { unary_bf16(x, out, n, F()); }
+#define BWD_ENTRY(name, D)                                                                          \
+    extern "C" __global__ void name##_bwd_f32(const float* s, const float* g, float* dx, long long n) { binary_f32(s, g, dx, n, Bwd<D>()); } \
+    extern "C" __global__ void name##_bwd_bf16(const bf16* s, const bf16* g, bf16* dx, long long n) { binary_bf16(s, g, dx, n, Bwd<D>()); }
+
+UNARY_ENTRY(neg, NegOp)
+UNARY_ENTRY(log, LogOp)
+UNARY_ENTRY(sqrt, SqrtOp)
+UNARY_ENTRY(rsqrt, RsqrtOp)
+UNARY_ENTRY(abs, AbsOp)
+UNARY_ENTRY(sign, SignOp)
+UNARY_ENTRY(sigmoid, SigmoidOp)
+UNARY_ENTRY(gelu_tanh, GeluTanhOp)
+UNARY_ENTRY(silu, SiluOp)
+UNARY_ENTRY(softplus, SoftplusOp)
+UNARY_ENTRY(erf, ErfOp)
+
+BWD_ENTRY(neg, NegD)
+BWD_ENTRY(exp, ExpD)
+BWD_ENTRY(log, LogD)
+BWD_ENTRY(sqrt, SqrtD)
+BWD_ENTRY(rsqrt, RsqrtD)
+BWD_ENTRY(abs, AbsD)
+BWD_ENTRY(sign, SignD)
+BWD_ENTRY(tanh, TanhD)
+BWD_ENTRY(sigmoid, SigmoidD)
+BWD_ENTRY(relu, ReluD)
+BWD_ENTRY(gelu, GeluD)
+BWD_ENTRY(gelu_tanh, GeluTanhD)
+BWD_ENTRY(silu, SiluD)
+BWD_ENTRY(softplus, SoftplusD)
+BWD_ENTRY(erf, ErfD)
+
+#define SCALAR_ENTRY(name, F)                                                                      \
+    extern "C" __global__ void name##_f32(const float* x, float* out, long long n, float s) { unary_f32(x, out, n, F{s}); } \
+    extern "C" __global__ void name##_bf16(const bf16* x, bf16* out, long long n, float s) { unary_bf16(x, out, n, F{s}); }
+#define RANGE_ENTRY(name, F)                                                                       \
+    extern "C" __global__ void name##_f32(const float* x, float* out, long long n, float lo, float hi) { unary_f32(x, out, n, F{lo, hi}); } \
+    extern "C" __global__ void name##_bf16(const bf16* x, bf16* out, long long n, float lo, float hi) { unary_bf16(x, out, n, F{lo, hi}); }
+
+SCALAR_ENTRY(add_scalar, AddScalar)
+SCALAR_ENTRY(mul_scalar, MulScalar)
+SCALAR_ENTRY(pow_scalar, PowScalar)
+RANGE_ENTRY(clamp, Clamp)
+RANGE_ENTRY(clamp_mask, ClampMask)
+
+// y is both an input and the output: the in-place case the header allows.
+extern "C" __global__ void axpy_f32(float* y, const float* x, long long n, float alpha) { binary_f32(y, x, y, n, Axpy{alpha}); }
+extern "C" __global__ void axpy_bf16(bf16* y, const bf16* x, long long n, float alpha) { binary_bf16(y, x, y, n, Axpy{alpha}); }

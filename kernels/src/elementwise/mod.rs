@@ -3,6 +3,7 @@
 //! the CUDA port all read the same formulas.
 
 pub mod cpu;
+pub mod cuda;
 mod unary_op;
 
 pub use unary_op::UnaryOp;

@@ -1,0 +1,14 @@
+//! Layer 3 of the test plan: CPU vs CUDA parity for every op with a CUDA path, forward and
+//! backward (through the tape), on fresh random inputs of awkward sizes (1, 31, 33, 1000,
+//! 4097, rows longer than a grid wave), with every new device buffer poisoned (NaN bytes) so
+//! an element a kernel forgets to write shows up as NaN.
+//!
+//! Skips with a printed reason where there is no GPU; `REQUIRE_CUDA=1` turns the skip into a
+//! failure (the GPU machine's run script sets it).
+
+mod bf16;
+mod common;
+mod elementwise;
+mod layout;
+mod matmul;
+mod memory;
