@@ -88,11 +88,12 @@ impl UnaryOp {
             UnaryOp::Sign => x.signum0(),
             UnaryOp::Tanh => x.tanh(),
             UnaryOp::Sigmoid => sigmoid(x),
+            // `x < 0 ? 0 : x`: a NaN input stays NaN, as in PyTorch and the CUDA kernel.
             UnaryOp::Relu => {
-                if x > T::ZERO {
-                    x
-                } else {
+                if x < T::ZERO {
                     T::ZERO
+                } else {
+                    x
                 }
             }
             UnaryOp::GeluErf => {
@@ -199,5 +200,6 @@ mod tests {
         assert_eq!(UnaryOp::Sigmoid.forward(-1000.0f32), 0.0);
         assert_eq!(UnaryOp::Sigmoid.forward(1000.0f32), 1.0);
         assert_eq!(UnaryOp::Silu.forward(-1000.0f64), -0.0);
+        assert!(UnaryOp::Relu.forward(f32::NAN).is_nan(), "relu must not hide a NaN");
     }
 }
