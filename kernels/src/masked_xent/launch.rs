@@ -198,7 +198,7 @@ mod tests {
         ] {
             let l = row_launch(4096, classes, bytes);
             assert_eq!(l.block, block, "{classes} x {bytes} B");
-            assert!(l.block % 32 == 0 && l.block <= MAX_ROW_BLOCK);
+            assert!(l.block.is_multiple_of(32) && l.block <= MAX_ROW_BLOCK);
             assert_eq!(l.grid, 4096);
         }
         assert_eq!(row_launch(0, 5, 4).grid, 1);

@@ -213,7 +213,7 @@ impl RowMask<'_> {
             RowMask::Bits(w) => {
                 let full = classes / 64;
                 let mut n: usize = w[..full].iter().map(|x| x.count_ones() as usize).sum();
-                if classes % 64 != 0 {
+                if !classes.is_multiple_of(64) {
                     n += (w[full] & ((1u64 << (classes % 64)) - 1)).count_ones() as usize;
                 }
                 n

@@ -34,9 +34,9 @@
 //   FLOPs: ~5 per element forward (scale, compare, exp2, add), ~4 backward; memory-bound.
 //
 // Numerics:
-//   * bf16 is widened to f32 on load; all accumulation is f32. exp is the hardware 2^x (ex2.approx) of a
-//     log2(e)-scaled argument (<= 0 always: the running max is subtracted), ~2 ulp. Results are rounded once
-//     on store (bf16: round-to-nearest-even).
+//   * bf16 is widened to f32 on load; all accumulation is f32. exp is the hardware 2^x
+//     (ex2.approx) of a log2(e)-scaled argument, <= 0 always (the running max is subtracted),
+//     ~2 ulp. Results are rounded once on store (bf16: round-to-nearest-even).
 //   * The running max is per thread and combined across the block by rescaling the smaller
 //     side's sum; every exponent is <= 0, so nothing overflows whatever the logits' scale.
 //   * Masked classes are skipped in the streaming pass (never read into a sum, so NaN or inf in

@@ -9,6 +9,7 @@
 //! * finite m: each masked class adds the constant e^m to the partition function
 //!   Z = Σ_c e^{z̃_c}, so it has probability e^{m − lse}, and still gradient exactly 0.
 //!   (m = +inf or NaN is rejected by the autograd ops.)
+//!
 //! "Exactly 0" is by construction, not by arithmetic: the backward writes +0.0 over every
 //! masked entry, so it holds even where the masked logits are huge, infinite or NaN.
 //!
