@@ -46,6 +46,10 @@ pub use graph::{is_grad_enabled, no_grad, Gradients, NoGradGuard, TensorId};
 pub use ops::dropout::dropout_mask;
 pub use ops::index::embedding;
 pub use ops::loss::{cross_entropy, cross_entropy_mean, mse_loss, Reduction};
+pub use ops::masked_xent::{
+    class_mask, cross_entropy_with, masked_log_softmax, masked_softmax, ClassMask, ClassRange,
+    CrossEntropyOptions, CrossEntropyOutput,
+};
 pub use ops::norm::{layer_norm, rms_norm};
 pub use ops::softmax::{log_softmax, softmax};
 pub use shape::Shape;

@@ -12,6 +12,7 @@ pub mod elementwise;
 pub mod float;
 pub mod index;
 pub mod loss;
+pub mod masked_xent;
 pub mod matmul;
 pub mod norm;
 pub mod random;

@@ -7,6 +7,7 @@ pub(crate) mod dropout;
 pub(crate) mod index;
 pub(crate) mod layout;
 pub(crate) mod loss;
+pub(crate) mod masked_xent;
 pub(crate) mod matmul;
 pub(crate) mod norm;
 pub(crate) mod reduce;

@@ -31,14 +31,24 @@ impl Kind {
 }
 
 /// `t` (untracked) with its axes reordered by `order`, which puts the softmax axis last.
-fn to_rows(t: &Tensor, order: &[usize]) -> Result<Tensor> {
+pub(super) fn to_rows(t: &Tensor, order: &[usize]) -> Result<Tensor> {
     no_grad(|| t.detach().permute(order))
 }
 
 /// Rows back in the original axis order, as a new contiguous untracked tensor (the rows
 /// themselves when the axis was already last).
-fn from_rows(rows: &Tensor, inverse: &[usize]) -> Result<Tensor> {
+pub(super) fn from_rows(rows: &Tensor, inverse: &[usize]) -> Result<Tensor> {
     no_grad(|| rows.permute(inverse)?.contiguous())
+}
+
+/// The permutation that moves axis `a` last, and its inverse.
+pub(super) fn axis_last(a: usize, rank: usize) -> (Vec<usize>, Vec<usize>) {
+    let order: Vec<usize> = (0..rank).filter(|&d| d != a).chain([a]).collect();
+    let mut inverse = vec![0; order.len()];
+    for (i, &d) in order.iter().enumerate() {
+        inverse[d] = i;
+    }
+    (order, inverse)
 }
 
 fn softmax_op(kind: Kind, x: &Tensor, axis: isize) -> Result<Tensor> {
@@ -51,11 +61,7 @@ fn softmax_op(kind: Kind, x: &Tensor, axis: isize) -> Result<Tensor> {
     }
     let a = normalize_axis(name, axis, x.rank())?;
     let n = x.shape()[a];
-    let order: Vec<usize> = (0..x.rank()).filter(|&d| d != a).chain([a]).collect();
-    let mut inverse = vec![0; order.len()];
-    for (i, &d) in order.iter().enumerate() {
-        inverse[d] = i;
-    }
+    let (order, inverse) = axis_last(a, x.rank());
     let x_rows = to_rows(x, &order)?;
     let y_rows = with_float!(name, x.dtype(), T => {
         let y = x_rows.with_slice(|v: &[T]| match kind {

@@ -6,6 +6,7 @@ mod coverage;
 mod elementwise;
 mod index;
 mod layout;
+mod masked_xent;
 mod matmul;
 mod nn_ops;
 mod reduce;
@@ -57,6 +58,11 @@ fn nn_ops() {
     run(nn_ops::cases());
 }
 
+#[test]
+fn masked_softmax_and_cross_entropy() {
+    run(masked_xent::cases());
+}
+
 /// All cases of all families, for the coverage check.
 pub fn all_cases() -> Vec<common::Case> {
     let mut all = Vec::new();
@@ -69,5 +75,6 @@ pub fn all_cases() -> Vec<common::Case> {
     all.extend(matmul::cases());
     all.extend(index::cases());
     all.extend(nn_ops::cases());
+    all.extend(masked_xent::cases());
     all
 }

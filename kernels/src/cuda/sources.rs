@@ -47,6 +47,10 @@ static SOURCES: &[KernelSource] = &[
         name: "matmul.cu",
         src: include_str!("../matmul/matmul.cu"),
     },
+    KernelSource {
+        name: "masked_xent.cu",
+        src: include_str!("../masked_xent/masked_xent.cu"),
+    },
 ];
 
 /// All registered kernel sources, in a stable order.

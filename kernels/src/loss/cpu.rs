@@ -14,10 +14,11 @@
 //!   squared error           reads 2s, writes s per element; 2 FLOPs (backward 3)
 //!
 //! Numerics:
-//! * The log-sum-exp is computed in one pass over the row (the "online softmax" of Milakov &
-//!   Gimelshein, 2018): a running max m and a sum s of exp(x − m), rescaled by exp(m_old − m_new)
-//!   when the max grows. Every exponent is ≤ 0, so nothing overflows, as with the two-pass
-//!   max-then-sum form, while the logits are read once.
+//! * Cross-entropy is the unmasked case of `masked_xent::cpu` (one implementation for both):
+//!   the log-sum-exp is computed in one pass over the row, in chunks of 1024 logits, each
+//!   chunk's max and Σ exp(x − max) folded into a running pair and rescaled by
+//!   exp(m_old − m_new) when the max grows (the "online softmax" of Milakov & Gimelshein, 2018).
+//!   Every exponent is ≤ 0, so nothing overflows, while the logits are read once.
 //! * The backward recomputes the softmax from the saved lse instead of saving the [rows, C]
 //!   probabilities: one `exp` per element is cheaper than storing and re-reading C values.
 //! * A row whose logits are all -inf gives the target probability 0, so loss +inf (not the NaN of
@@ -29,9 +30,9 @@
 //! Targets must lie in `0..C`; the autograd op checks this and reports the offending value, so
 //! here an out-of-range target is a caller bug and panics.
 
-use crate::softmax::cpu::{map_rows, row_count, PARALLEL_MIN_ELEMENTS};
+use crate::masked_xent::cpu as xent;
+use crate::masked_xent::{ClassMask, XentOptions};
 use crate::Float;
-use rayon::prelude::*;
 
 /// Per-row outputs of [`cross_entropy`].
 #[derive(Clone, Debug, PartialEq)]
@@ -43,27 +44,15 @@ pub struct CrossEntropyOutput<T> {
 }
 
 /// Cross-entropy of each row of `classes` logits (`classes > 0`) against its target class.
+/// This is the unmasked, option-free case of `masked_xent::cpu::cross_entropy_forward`, which
+/// computes it.
 pub fn cross_entropy<T: Float>(logits: &[T], targets: &[i64], classes: usize) -> CrossEntropyOutput<T> {
-    assert!(classes > 0, "cross_entropy: no classes");
-    let rows = row_count(logits.len(), classes);
-    assert_eq!(targets.len(), rows, "cross_entropy: one target per row");
-    let row = |r: usize| {
-        let x = &logits[r * classes..(r + 1) * classes];
-        let lse = online_logsumexp(x);
-        let loss = if lse == T::NEG_INFINITY {
-            T::INFINITY
-        } else {
-            lse - x[class(targets[r], classes)]
-        };
-        (loss, lse)
-    };
-    let per_row: Vec<(T, T)> = if logits.len() >= PARALLEL_MIN_ELEMENTS {
-        (0..rows).into_par_iter().map(row).collect()
-    } else {
-        (0..rows).map(row).collect()
-    };
-    let (loss, lse) = per_row.into_iter().unzip();
-    CrossEntropyOutput { loss, lse }
+    let rows =
+        xent::cross_entropy_forward(logits, targets, classes, &ClassMask::All, &XentOptions::default());
+    CrossEntropyOutput {
+        loss: rows.loss,
+        lse: rows.lse,
+    }
 }
 
 /// Gradient of cross-entropy with respect to the logits: `g_row · (softmax − onehot)`, from the
@@ -75,31 +64,7 @@ pub fn cross_entropy_backward<T: Float>(
     g: &[T],
     classes: usize,
 ) -> Vec<T> {
-    assert!(classes > 0, "cross_entropy_backward: no classes");
-    let rows = row_count(logits.len(), classes);
-    assert!(
-        targets.len() == rows && lse.len() == rows,
-        "cross_entropy_backward: one target and lse per row"
-    );
-    assert!(
-        g.len() == rows || g.len() == 1,
-        "cross_entropy_backward: g per row or one for all"
-    );
-    let mut dx = vec![T::ZERO; logits.len()];
-    map_rows(&mut dx, rows, classes, |r, out| {
-        let l = lse[r];
-        if l == T::NEG_INFINITY {
-            // All -inf row: the loss is +inf whatever the logits, so no direction lowers it.
-            return;
-        }
-        let gr = if g.len() == 1 { g[0] } else { g[r] };
-        let x = &logits[r * classes..(r + 1) * classes];
-        for (o, &v) in out.iter_mut().zip(x) {
-            *o = gr * (v - l).exp();
-        }
-        out[class(targets[r], classes)] -= gr;
-    });
-    dx
+    xent::plain_cross_entropy_backward(logits, targets, classes, lse, g)
 }
 
 /// `(p − t)²` elementwise.
@@ -122,37 +87,6 @@ pub fn squared_error_backward<T: Float>(p: &[T], t: &[T], g: &[T]) -> Vec<T> {
         );
         let d = crate::elementwise::cpu::zip_map(p, t, |p, t| two * (p - t));
         crate::elementwise::cpu::zip_map(&d, g, |d, g| d * g)
-    }
-}
-
-/// ln Σ exp(x) in one pass with a running max. -inf for an all -inf (or empty) row; NaN if any
-/// element is NaN.
-fn online_logsumexp<T: Float>(x: &[T]) -> T {
-    let (mut m, mut s) = (T::NEG_INFINITY, T::ZERO);
-    for &v in x {
-        if v > m {
-            // The old terms were relative to m; rescale them to the new max. With m = -inf
-            // (nothing seen yet) s is 0 and exp(-inf) is 0, so s becomes 1.
-            s = s * (m - v).exp() + T::ONE;
-            m = v;
-        } else if v != T::NEG_INFINITY {
-            // Skipping -inf avoids exp(-inf − (-inf)) = NaN while m is still -inf; NaN is not
-            // skipped, so it reaches s.
-            s += (v - m).exp();
-        }
-    }
-    if m == T::NEG_INFINITY {
-        return m;
-    }
-    m + s.ln()
-}
-
-/// The target as a class index; panics on a caller bug (the op validated the targets).
-#[inline(always)]
-fn class(t: i64, classes: usize) -> usize {
-    match usize::try_from(t) {
-        Ok(c) if c < classes => c,
-        _ => panic!("cross_entropy: target {t} outside 0..{classes} (callers validate targets)"),
     }
 }
 

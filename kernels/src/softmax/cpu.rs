@@ -93,12 +93,7 @@ pub fn softmax_backward<T: Float>(y: &[T], g: &[T], n: usize) -> Vec<T> {
     let rows = row_count(y.len(), n);
     let mut dx = vec![T::ZERO; y.len()];
     map_rows(&mut dx, rows, n, |r, out| {
-        let (y, g) = (&y[r * n..(r + 1) * n], &g[r * n..(r + 1) * n]);
-        let dot: T = y.iter().zip(g).map(|(&y, &g)| y * g).sum();
-        // A fully masked row has y = 0, so its gradient is exactly 0 with no special case.
-        for ((d, &y), &g) in out.iter_mut().zip(y).zip(g) {
-            *d = y * (g - dot);
-        }
+        softmax_backward_row(&y[r * n..(r + 1) * n], &g[r * n..(r + 1) * n], out)
     });
     dx
 }
@@ -110,29 +105,57 @@ pub fn log_softmax_backward<T: Float>(y: &[T], g: &[T], n: usize) -> Vec<T> {
     let rows = row_count(y.len(), n);
     let mut dx = vec![T::ZERO; y.len()];
     map_rows(&mut dx, rows, n, |r, out| {
-        let (y, g) = (&y[r * n..(r + 1) * n], &g[r * n..(r + 1) * n]);
-        // All -inf output means an all -inf input row (any other row has a finite max entry,
-        // y = −ln Σ ≥ −ln n): constant output, zero gradient. Without this check dx would be g.
-        if max(y) == T::NEG_INFINITY {
-            out.fill(T::ZERO);
-            return;
-        }
-        let total = sum(g);
-        for ((d, &y), &g) in out.iter_mut().zip(y).zip(g) {
-            *d = g - y.exp() * total;
-        }
+        log_softmax_backward_row(&y[r * n..(r + 1) * n], &g[r * n..(r + 1) * n], out)
     });
     dx
 }
 
+// The row functions below are shared with `masked_xent::cpu`: the masked softmax writes the
+// masked logits (the mask value in masked places) into the output row and runs the in-place
+// forms, and its backward runs these backward rows and then zeroes the masked entries.
+
+/// `dx = y ⊙ (g − Σ g⊙y)` for one row.
+pub(crate) fn softmax_backward_row<T: Float>(y: &[T], g: &[T], out: &mut [T]) {
+    let dot: T = y.iter().zip(g).map(|(&y, &g)| y * g).sum();
+    // A fully masked row has y = 0, so its gradient is exactly 0 with no special case.
+    for ((d, &y), &g) in out.iter_mut().zip(y).zip(g) {
+        *d = y * (g - dot);
+    }
+}
+
+/// `dx = g − exp(y) · Σ g` for one row.
+pub(crate) fn log_softmax_backward_row<T: Float>(y: &[T], g: &[T], out: &mut [T]) {
+    // All -inf output means an all -inf input row (any other row has a finite max entry,
+    // y = −ln Σ ≥ −ln n): constant output, zero gradient. Without this check dx would be g.
+    if max(y) == T::NEG_INFINITY {
+        out.fill(T::ZERO);
+        return;
+    }
+    let total = sum(g);
+    for ((d, &y), &g) in out.iter_mut().zip(y).zip(g) {
+        *d = g - y.exp() * total;
+    }
+}
+
 fn softmax_row<T: Float>(x: &[T], y: &mut [T]) {
-    let m = max(x);
+    y.copy_from_slice(x);
+    softmax_in_place(y);
+}
+
+fn log_softmax_row<T: Float>(x: &[T], y: &mut [T]) {
+    y.copy_from_slice(x);
+    log_softmax_in_place(y);
+}
+
+/// Softmax of the row `y`, overwriting it.
+pub(crate) fn softmax_in_place<T: Float>(y: &mut [T]) {
+    let m = max(y);
     if m == T::NEG_INFINITY {
         y.fill(T::ZERO);
         return;
     }
-    for (o, &v) in y.iter_mut().zip(x) {
-        *o = (v - m).exp();
+    for o in y.iter_mut() {
+        *o = (*o - m).exp();
     }
     let s = sum(y);
     // Divide rather than multiply by 1/s: one rounding instead of two, and this is the
@@ -142,14 +165,15 @@ fn softmax_row<T: Float>(x: &[T], y: &mut [T]) {
     }
 }
 
-fn log_softmax_row<T: Float>(x: &[T], y: &mut [T]) {
-    let m = max(x);
+/// Log-softmax of the row `y`, overwriting it.
+pub(crate) fn log_softmax_in_place<T: Float>(y: &mut [T]) {
+    let m = max(y);
     if m == T::NEG_INFINITY {
         y.fill(T::NEG_INFINITY);
         return;
     }
-    for (o, &v) in y.iter_mut().zip(x) {
-        *o = v - m;
+    for o in y.iter_mut() {
+        *o -= m;
     }
     let log_sum = y.iter().map(|&d| d.exp()).sum::<T>().ln();
     for o in y.iter_mut() {
