@@ -10,10 +10,16 @@ pub struct KernelSource {
 
 /// Adding a kernel family means adding one line here; the compile check and `cargo xtask ptx`
 /// pick it up from this list.
-static SOURCES: &[KernelSource] = &[KernelSource {
-    name: "elementwise.cu",
-    src: include_str!("../elementwise/elementwise.cu"),
-}];
+static SOURCES: &[KernelSource] = &[
+    KernelSource {
+        name: "elementwise.cu",
+        src: include_str!("../elementwise/elementwise.cu"),
+    },
+    KernelSource {
+        name: "cvx.cu",
+        src: include_str!("../cvx/cvx.cu"),
+    },
+];
 
 /// All registered kernel sources, in a stable order.
 pub fn all_sources() -> &'static [KernelSource] {
@@ -40,6 +46,7 @@ mod tests {
             assert!(s.src.contains("__global__"), "{} has no kernel", s.name);
         }
         assert!(source("elementwise.cu").is_some());
+        assert!(source("cvx.cu").is_some());
     }
 
     /// NVRTC has no <math.h>; a kernel that writes INFINITY compiles only where some header
