@@ -4,6 +4,7 @@
 //! `.cargo/config.toml` aliases `cargo xtask` to `cargo run --quiet --package xtask --`.
 
 mod bench;
+mod convex_relu;
 mod cuda_env;
 mod ptx;
 mod test;
@@ -43,6 +44,9 @@ enum Command {
     Ptx(ptx::PtxArgs),
     /// Run the benchmarks (CPU criterion benchmarks for now).
     Bench(bench::BenchArgs),
+    /// Train a two-layer ReLU network globally through its convex reformulation ([161]) on a CSV
+    /// file (last column the target) and write the recovered network as JSON.
+    ConvexRelu(convex_relu::ConvexReluArgs),
 }
 
 fn main() -> ExitCode {
@@ -52,6 +56,7 @@ fn main() -> ExitCode {
         Command::Test(args) => test::run(args, &root),
         Command::Ptx(args) => ptx::run(args, &root),
         Command::Bench(args) => bench::run(args, &root),
+        Command::ConvexRelu(args) => convex_relu::run(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),
