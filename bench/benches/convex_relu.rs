@@ -89,8 +89,10 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// cvxpy's results as (name, program) → (value, total seconds, solver seconds, solver name).
-fn run_cvxpy(path: &std::path::Path) -> Result<Vec<(String, String, f64, f64, f64, String)>, String> {
+/// One cvxpy result: (name, program, value, total seconds, solver seconds, solver name).
+type CvxRow = (String, String, f64, f64, f64, String);
+
+fn run_cvxpy(path: &std::path::Path) -> Result<Vec<CvxRow>, String> {
     let python = std::env::var("CVXPY_PYTHON").unwrap_or_else(|_| "/tmp/venv-cvx/bin/python".into());
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/convex_relu_cvxpy.py");
     let out = Command::new(&python)

@@ -20,7 +20,8 @@ pub fn cholesky<T: Float>(a: &mut [T], m: usize) -> Result<(), CvxError> {
         for k in 0..j {
             diag -= a[j * m + k] * a[j * m + k];
         }
-        if !(diag > T::ZERO) {
+        // Written to also reject a NaN pivot (every comparison with NaN is false).
+        if diag.partial_cmp(&T::ZERO) != Some(std::cmp::Ordering::Greater) {
             return Err(CvxError(format!(
                 "cholesky: pivot {j} of {m} is {:e}; the matrix is not positive definite",
                 diag.to_f64()

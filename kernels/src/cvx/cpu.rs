@@ -193,7 +193,7 @@ fn shrink<T: Float>(norm: T, t: T) -> T {
 /// proximal operator of `t·Σ_i‖v_i‖₂` (group soft-thresholding). Returns how many groups stay
 /// non-zero (the width of the network the solution recovers).
 pub fn group_soft_threshold<T: Float>(v: &mut [T], d: usize, t: T) -> Result<usize, CvxError> {
-    if d == 0 || v.len() % d != 0 {
+    if d == 0 || !v.len().is_multiple_of(d) {
         return Err(CvxError(format!(
             "group_soft_threshold: {} elements do not split into groups of {d}",
             v.len()
@@ -233,7 +233,7 @@ pub fn admm_group_step<T: Float>(
 ) -> Result<(), CvxError> {
     let len = u.len();
     if d == 0
-        || len % d != 0
+        || !len.is_multiple_of(d)
         || [lambda.len(), v.len(), dv.len(), r.len()]
             .iter()
             .any(|&l| l != len)
