@@ -8,6 +8,7 @@
 //! dropout). `cuda` holds the NVRTC pipeline that compiles the `.cu` sources.
 
 pub mod cuda;
+pub mod cvx;
 pub mod elementwise;
 pub mod float;
 pub mod index;

@@ -4,6 +4,7 @@
 //! `.cargo/config.toml` aliases `cargo xtask` to `cargo run --quiet --package xtask --`.
 
 mod bench;
+mod convex_relu;
 mod cuda_env;
 mod gpu_bundle;
 mod ptx;
@@ -48,6 +49,9 @@ enum Command {
     /// Build the release test and bench binaries, strip them, and write them with the CUDA
     /// headers and a run script into one folder to carry to a GPU machine (under 64 MiB).
     GpuBundle(gpu_bundle::GpuBundleArgs),
+    /// Train a two-layer ReLU network globally through its convex reformulation ([161]) on a CSV
+    /// file (last column the target) and write the recovered network as JSON.
+    ConvexRelu(convex_relu::ConvexReluArgs),
 }
 
 fn main() -> ExitCode {
@@ -58,6 +62,7 @@ fn main() -> ExitCode {
         Command::Ptx(args) => ptx::run(args, &root),
         Command::Bench(args) => bench::run(args, &root),
         Command::GpuBundle(args) => gpu_bundle::run(args, &root),
+        Command::ConvexRelu(args) => convex_relu::run(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -51,6 +51,10 @@ static SOURCES: &[KernelSource] = &[
         name: "masked_xent.cu",
         src: include_str!("../masked_xent/masked_xent.cu"),
     },
+    KernelSource {
+        name: "cvx.cu",
+        src: include_str!("../cvx/cvx.cu"),
+    },
 ];
 
 /// All registered kernel sources, in a stable order.
@@ -78,6 +82,7 @@ mod tests {
             assert!(s.src.contains("__global__"), "{} has no kernel", s.name);
         }
         assert!(source("elementwise.cu").is_some());
+        assert!(source("cvx.cu").is_some());
     }
 
     /// NVRTC has no <math.h>; a kernel that writes INFINITY compiles only where some header
