@@ -14,6 +14,7 @@ pub mod index;
 pub mod loss;
 pub mod matmul;
 pub mod norm;
+pub mod optim;
 pub mod random;
 pub mod reduce;
 pub mod softmax;
