@@ -10,10 +10,16 @@ pub struct KernelSource {
 
 /// Adding a kernel family means adding one line here; the compile check and `cargo xtask ptx`
 /// pick it up from this list.
-static SOURCES: &[KernelSource] = &[KernelSource {
-    name: "elementwise.cu",
-    src: include_str!("../elementwise/elementwise.cu"),
-}];
+static SOURCES: &[KernelSource] = &[
+    KernelSource {
+        name: "elementwise.cu",
+        src: include_str!("../elementwise/elementwise.cu"),
+    },
+    KernelSource {
+        name: "optim.cu",
+        src: include_str!("../optim/optim.cu"),
+    },
+];
 
 /// All registered kernel sources, in a stable order.
 pub fn all_sources() -> &'static [KernelSource] {
