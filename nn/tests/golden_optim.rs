@@ -103,7 +103,10 @@ fn deviation<A: Algorithm>(
     worst
 }
 
-fn runs() -> Vec<(&'static str, Box<dyn Fn(&Golden, DType) -> f64>)> {
+/// A named run: computes the worst deviation for a dtype.
+type Run = Box<dyn Fn(&Golden, DType) -> f64>;
+
+fn runs() -> Vec<(&'static str, Run)> {
     vec![
         (
             "adamw",

@@ -147,7 +147,7 @@ fn sum_squares<T: Sync>(x: &[T], value: impl Fn(&T) -> f64 + Sync) -> f64 {
 pub fn adamw_elem<M: Float>(c: &AdamWConfig<M>, p: M, g: M, m: &mut M, v: &mut M) -> M {
     let mut g = g * c.grad_scale;
     if c.l2 != M::ZERO {
-        g = g + c.l2 * p;
+        g += c.l2 * p;
     }
     let p = p * c.keep;
     *m = c.beta1 * *m + c.one_minus_beta1 * g;
@@ -280,7 +280,7 @@ pub fn grad_sumsq<G: Elem>(g: &[G]) -> f64 {
 pub fn sgd_elem<M: Float>(c: &SgdConfig<M>, p: M, g: M, b: Option<&mut M>) -> M {
     let mut g = g * c.grad_scale;
     if c.l2 != M::ZERO {
-        g = g + c.l2 * p;
+        g += c.l2 * p;
     }
     let p = p * c.keep;
     let d = match b {

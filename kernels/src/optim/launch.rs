@@ -54,7 +54,7 @@ pub struct ChunkPlan {
 /// block covers 4 elements, so a chunk must start on a block boundary. Empty tensors get no
 /// chunk. Returns `None` on a bad `chunk_size` or when a count does not fit the i32 fields.
 pub fn plan_chunks(numels: &[usize], chunk_size: usize) -> Option<ChunkPlan> {
-    if chunk_size == 0 || chunk_size % 4 != 0 {
+    if chunk_size == 0 || !chunk_size.is_multiple_of(4) {
         return None;
     }
     let mut plan = ChunkPlan::default();
@@ -109,8 +109,8 @@ mod tests {
                 assert_eq!(c.tensor as usize, k);
                 assert_eq!(c.start % 4, 0);
                 let end = (c.start as usize + 4).min(numels[k]);
-                for i in c.start as usize..end {
-                    seen[k][i] += 1;
+                for s in &mut seen[k][c.start as usize..end] {
+                    *s += 1;
                 }
             }
         }

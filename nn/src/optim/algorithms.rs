@@ -109,10 +109,6 @@ fn check_decay(op: &'static str, wd: f64) -> Result<()> {
     Ok(())
 }
 
-fn seeded<M: Float>(rounding: bool, seed: u64) -> Option<u64> {
-    rounding.then_some(seed)
-}
-
 // ---------------------------------------------------------------------------------------------
 
 /// AdamW (Loshchilov and Hutter, "Decoupled Weight Decay Regularization", ICLR 2019) on Adam
@@ -163,7 +159,7 @@ impl Kernel for AdamWKernel<'_> {
         let (b1, b2) = h.betas;
         let mut cfg = AdamWConfig::<P::Math>::new(lr, b1, b2, h.eps, c.t, h.bias_correction, decay, l2);
         cfg.grad_scale = P::Math::from_f64(c.grad_scale);
-        if let Some(seed) = seeded::<P::Math>(c.stochastic_rounding, c.seed) {
+        if let Some(seed) = c.stochastic_rounding.then_some(c.seed) {
             cfg = cfg.with_stochastic_rounding(seed);
         }
         let [m, v] = state else {
@@ -275,7 +271,7 @@ impl Kernel for LionKernel<'_> {
         let (decay, _) = h.decay_mode.resolve(h.lr, c.multiplier, h.weight_decay);
         let mut cfg = LionConfig::<P::Math>::new(h.lr * c.multiplier, h.betas.0, h.betas.1, decay, h.kappa);
         cfg.grad_scale = P::Math::from_f64(c.grad_scale);
-        if let Some(seed) = seeded::<P::Math>(c.stochastic_rounding, c.seed) {
+        if let Some(seed) = c.stochastic_rounding.then_some(c.seed) {
             cfg = cfg.with_stochastic_rounding(seed);
         }
         let m: &mut [P::Math] = match state {
@@ -402,7 +398,7 @@ impl Kernel for SgdKernel<'_> {
         let lr = h.lr * c.multiplier;
         let mut cfg = SgdConfig::<P::Math>::new(lr, h.momentum, h.dampening, h.nesterov, c.t == 1, decay, l2);
         cfg.grad_scale = P::Math::from_f64(c.grad_scale);
-        if let Some(seed) = seeded::<P::Math>(c.stochastic_rounding, c.seed) {
+        if let Some(seed) = c.stochastic_rounding.then_some(c.seed) {
             cfg = cfg.with_stochastic_rounding(seed);
         }
         let b: &mut [P::Math] = match state {
