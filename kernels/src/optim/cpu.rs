@@ -77,14 +77,44 @@ fn seed_of(lo: u32, hi: u32) -> u64 {
     lo as u64 | ((hi as u64) << 32)
 }
 
-/// Stores `x` into `P`, drawing a rounding word only for bf16 with stochastic rounding on.
-#[inline(always)]
-fn store<P: Elem>(x: P::Math, stochastic: bool, bits: &mut Blocks, i: usize) -> P {
-    if P::ROUNDS && stochastic {
-        P::store(x, Some(bits.round_word(i)))
-    } else {
+/// How a computed value is stored: chosen once per chunk, so the element loops carry no
+/// per-element test of the rounding mode and vectorize.
+trait Rounder<P: Elem> {
+    fn put(&mut self, x: P::Math, i: usize) -> P;
+}
+
+/// Round to nearest even (exact for f32 and f64 parameters).
+struct Nearest;
+
+impl<P: Elem> Rounder<P> for Nearest {
+    #[inline(always)]
+    fn put(&mut self, x: P::Math, _: usize) -> P {
         P::store(x, None)
     }
+}
+
+/// Stochastic rounding with element `i`'s Philox word.
+struct Stochastic(Blocks);
+
+impl<P: Elem> Rounder<P> for Stochastic {
+    #[inline(always)]
+    fn put(&mut self, x: P::Math, i: usize) -> P {
+        P::store(x, Some(self.0.round_word(i)))
+    }
+}
+
+/// Evaluates `$body` with `$r` bound to the rounder for parameter type `$p`: stochastic when
+/// requested and the type rounds (bf16), to nearest otherwise.
+macro_rules! with_rounder {
+    ($p:ty, $sr:expr, $seed:expr, $offset:expr, |$r:ident| $body:expr) => {
+        if <$p as Elem>::ROUNDS && $sr {
+            let $r = &mut Stochastic(Blocks::new($seed, $offset));
+            $body
+        } else {
+            let $r = &mut Nearest;
+            $body
+        }
+    };
 }
 
 fn split_state<S>(s: &mut [S], count: usize) -> Vec<&mut [S]> {
@@ -172,33 +202,55 @@ pub fn adamw<P: Elem, G: Elem<Math = P::Math>>(
     let sr = cfg.stochastic_rounding == ROUND_STOCHASTIC;
     let seed = seed_of(cfg.seed_lo, cfg.seed_hi);
     chunked(p, g, m, v, |start, p, g, m, v| {
-        let mut bits = Blocks::new(seed, rng.round);
-        for j in 0..p.len() {
-            let x = adamw_elem(cfg, p[j].load(), g[j].load(), &mut m[j], &mut v[j]);
-            p[j] = store(x, sr, &mut bits, start + j);
-        }
+        with_rounder!(P, sr, seed, rng.round, |r| adamw_loop(cfg, p, g, m, v, start, r))
     });
+}
+
+#[inline(always)]
+fn adamw_loop<P: Elem, G: Elem<Math = P::Math>>(
+    cfg: &AdamWConfig<P::Math>,
+    p: &mut [P],
+    g: &[G],
+    m: &mut [P::Math],
+    v: &mut [P::Math],
+    start: usize,
+    r: &mut impl Rounder<P>,
+) {
+    for j in 0..p.len() {
+        let x = adamw_elem(cfg, p[j].load(), g[j].load(), &mut m[j], &mut v[j]);
+        p[j] = r.put(x, start + j);
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
 // Lion-κ, Signum, signSGD
 
+/// ∇κ(x) for κ = ℓ1: the sign, 0 at 0. Written as two selects rather than an if/else chain so
+/// the loop vectorizes (the sign of a random momentum is unpredictable to a branch predictor).
+#[inline(always)]
+fn sign<M: Float>(x: M) -> M {
+    let pos = if x > M::ZERO { M::ONE } else { M::ZERO };
+    let neg = if x < M::ZERO { M::ONE } else { M::ZERO };
+    pos - neg
+}
+
 /// ∇κ at the interpolated momentum `x`; `inv_norm` is `1/‖c‖₂` of this tensor (κ = ℓ2 only).
 #[inline(always)]
 pub fn lion_direction<M: Float>(c: &LionConfig<M>, x: M, inv_norm: M) -> M {
     match c.kappa {
-        0 => x.signum0(),
+        0 => sign(x),
         1 => x * inv_norm,
         _ => (x * c.huber_inv_delta).max(-M::ONE).min(M::ONE),
     }
 }
 
-/// The Lion-κ update of one element with a momentum buffer; formulas on [`LionConfig`].
+/// The Lion-κ update of one element with a momentum buffer and direction map `dir` = ∇κ;
+/// formulas on [`LionConfig`].
 #[inline(always)]
-pub fn lion_elem<M: Float>(c: &LionConfig<M>, p: M, g: M, m: &mut M, inv_norm: M) -> M {
+pub fn lion_elem_with<M: Float>(c: &LionConfig<M>, p: M, g: M, m: &mut M, dir: impl Fn(M) -> M) -> M {
     let g = g * c.grad_scale;
     let x = c.beta1 * *m + c.one_minus_beta1 * g;
-    let u = lion_direction(c, x, inv_norm);
+    let u = dir(x);
     let p = p * c.keep;
     let p = p - c.lr * u;
     *m = c.beta2 * *m + c.one_minus_beta2 * g;
@@ -207,11 +259,17 @@ pub fn lion_elem<M: Float>(c: &LionConfig<M>, p: M, g: M, m: &mut M, inv_norm: M
 
 /// Without a buffer (signSGD and its κ variants): the direction is ∇κ(g).
 #[inline(always)]
-pub fn lion_elem_no_momentum<M: Float>(c: &LionConfig<M>, p: M, g: M, inv_norm: M) -> M {
+pub fn lion_elem_no_momentum_with<M: Float>(c: &LionConfig<M>, p: M, g: M, dir: impl Fn(M) -> M) -> M {
     let g = g * c.grad_scale;
-    let u = lion_direction(c, g, inv_norm);
+    let u = dir(g);
     let p = p * c.keep;
     p - c.lr * u
+}
+
+/// [`lion_elem_with`] with the configured κ.
+#[inline(always)]
+pub fn lion_elem<M: Float>(c: &LionConfig<M>, p: M, g: M, m: &mut M, inv_norm: M) -> M {
+    lion_elem_with(c, p, g, m, |x| lion_direction(c, x, inv_norm))
 }
 
 /// One Lion-κ step of one tensor. `m` empty: no momentum (signSGD). `inv_norm`: for κ = ℓ2,
@@ -226,17 +284,41 @@ pub fn lion<P: Elem, G: Elem<Math = P::Math>>(
 ) {
     let sr = cfg.stochastic_rounding == ROUND_STOCHASTIC;
     let seed = seed_of(cfg.seed_lo, cfg.seed_hi);
+    let inv_delta = cfg.huber_inv_delta;
     chunked(p, g, m, &mut [], |start, p, g, m, _| {
-        let mut bits = Blocks::new(seed, rng.round);
-        for j in 0..p.len() {
-            let x = if m.is_empty() {
-                lion_elem_no_momentum(cfg, p[j].load(), g[j].load(), inv_norm)
-            } else {
-                lion_elem(cfg, p[j].load(), g[j].load(), &mut m[j], inv_norm)
-            };
-            p[j] = store(x, sr, &mut bits, start + j);
-        }
+        // κ and the buffer's presence are chosen outside the element loop, so each loop is
+        // branch-free and vectorizes.
+        with_rounder!(P, sr, seed, rng.round, |r| match cfg.kappa {
+            0 => lion_loop(cfg, p, g, m, start, r, sign),
+            1 => lion_loop(cfg, p, g, m, start, r, |x| x * inv_norm),
+            _ => lion_loop(cfg, p, g, m, start, r, |x| {
+                (x * inv_delta).max(-P::Math::ONE).min(P::Math::ONE)
+            }),
+        })
     });
+}
+
+#[inline(always)]
+fn lion_loop<P: Elem, G: Elem<Math = P::Math>>(
+    cfg: &LionConfig<P::Math>,
+    p: &mut [P],
+    g: &[G],
+    m: &mut [P::Math],
+    start: usize,
+    r: &mut impl Rounder<P>,
+    dir: impl Fn(P::Math) -> P::Math + Copy,
+) {
+    if m.is_empty() {
+        for j in 0..p.len() {
+            let x = lion_elem_no_momentum_with(cfg, p[j].load(), g[j].load(), dir);
+            p[j] = r.put(x, start + j);
+        }
+    } else {
+        for j in 0..p.len() {
+            let x = lion_elem_with(cfg, p[j].load(), g[j].load(), &mut m[j], dir);
+            p[j] = r.put(x, start + j);
+        }
+    }
 }
 
 /// Σ c_i² of the interpolated momentum `c` Lion-κ's ℓ2 direction normalizes (computed in
@@ -275,30 +357,48 @@ pub fn grad_sumsq<G: Elem>(g: &[G]) -> f64 {
 // ---------------------------------------------------------------------------------------------
 // SGD
 
-/// The SGD update of one element; `b` is the momentum buffer (`None`: no momentum).
+/// The SGD update of one element with the flags as constants; `B` says whether there is a
+/// momentum buffer `b`. Formulas on [`SgdConfig`].
 #[inline(always)]
-pub fn sgd_elem<M: Float>(c: &SgdConfig<M>, p: M, g: M, b: Option<&mut M>) -> M {
+pub fn sgd_elem_k<M: Float, const B: bool, const FIRST: bool, const NESTEROV: bool>(
+    c: &SgdConfig<M>,
+    p: M,
+    g: M,
+    b: &mut M,
+) -> M {
     let mut g = g * c.grad_scale;
     if c.l2 != M::ZERO {
         g += c.l2 * p;
     }
     let p = p * c.keep;
-    let d = match b {
-        Some(b) => {
-            *b = if c.first_step != 0 {
-                g
-            } else {
-                c.momentum * *b + c.one_minus_dampening * g
-            };
-            if c.nesterov != 0 {
-                g + c.momentum * *b
-            } else {
-                *b
-            }
+    let d = if B {
+        *b = if FIRST {
+            g
+        } else {
+            c.momentum * *b + c.one_minus_dampening * g
+        };
+        if NESTEROV {
+            g + c.momentum * *b
+        } else {
+            *b
         }
-        None => g,
+    } else {
+        g
     };
     p - c.lr * d
+}
+
+/// The SGD update of one element; `b` is the momentum buffer (`None`: no momentum).
+#[inline(always)]
+pub fn sgd_elem<M: Float>(c: &SgdConfig<M>, p: M, g: M, b: Option<&mut M>) -> M {
+    let mut none = M::ZERO;
+    match (b, c.first_step != 0, c.nesterov != 0) {
+        (None, _, _) => sgd_elem_k::<M, false, false, false>(c, p, g, &mut none),
+        (Some(b), true, false) => sgd_elem_k::<M, true, true, false>(c, p, g, b),
+        (Some(b), true, true) => sgd_elem_k::<M, true, true, true>(c, p, g, b),
+        (Some(b), false, false) => sgd_elem_k::<M, true, false, false>(c, p, g, b),
+        (Some(b), false, true) => sgd_elem_k::<M, true, false, true>(c, p, g, b),
+    }
 }
 
 /// One SGD step of one tensor. `buf` empty: no momentum.
@@ -312,13 +412,36 @@ pub fn sgd<P: Elem, G: Elem<Math = P::Math>>(
     let sr = cfg.stochastic_rounding == ROUND_STOCHASTIC;
     let seed = seed_of(cfg.seed_lo, cfg.seed_hi);
     chunked(p, g, buf, &mut [], |start, p, g, buf, _| {
-        let mut bits = Blocks::new(seed, rng.round);
-        for j in 0..p.len() {
-            let b = buf.get_mut(j);
-            let x = sgd_elem(cfg, p[j].load(), g[j].load(), b);
-            p[j] = store(x, sr, &mut bits, start + j);
-        }
+        // The flags are chosen outside the element loop, so each loop is branch-free.
+        with_rounder!(P, sr, seed, rng.round, |r| match (
+            buf.is_empty(),
+            cfg.first_step != 0,
+            cfg.nesterov != 0
+        ) {
+            (true, _, _) => sgd_loop::<P, G, false, false, false>(cfg, p, g, buf, start, r),
+            (false, true, false) => sgd_loop::<P, G, true, true, false>(cfg, p, g, buf, start, r),
+            (false, true, true) => sgd_loop::<P, G, true, true, true>(cfg, p, g, buf, start, r),
+            (false, false, false) => sgd_loop::<P, G, true, false, false>(cfg, p, g, buf, start, r),
+            (false, false, true) => sgd_loop::<P, G, true, false, true>(cfg, p, g, buf, start, r),
+        })
     });
+}
+
+#[inline(always)]
+fn sgd_loop<P: Elem, G: Elem<Math = P::Math>, const B: bool, const FIRST: bool, const NESTEROV: bool>(
+    cfg: &SgdConfig<P::Math>,
+    p: &mut [P],
+    g: &[G],
+    buf: &mut [P::Math],
+    start: usize,
+    r: &mut impl Rounder<P>,
+) {
+    let mut none = P::Math::ZERO;
+    for j in 0..p.len() {
+        let b = if B { &mut buf[j] } else { &mut none };
+        let x = sgd_elem_k::<P::Math, B, FIRST, NESTEROV>(cfg, p[j].load(), g[j].load(), b);
+        p[j] = r.put(x, start + j);
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -393,17 +516,18 @@ pub fn upgd_update<P: Elem, G: Elem<Math = P::Math>>(
     let seed = cfg.seed();
     let noisy = cfg.sigma != P::Math::ZERO;
     let part = |start: usize, p: &mut [P], g: &[G], u: &[P::Math]| {
-        let mut bits = Blocks::new(seed, rng.round);
         let mut noise = Blocks::new(seed, rng.noise);
-        for j in 0..p.len() {
-            let xi = if noisy {
-                cfg.sigma * P::Math::from_f64(noise.normal(start + j) as f64)
-            } else {
-                P::Math::ZERO
-            };
-            let x = upgd_elem(cfg, util_scale, p[j].load(), g[j].load(), u[j], xi);
-            p[j] = store(x, sr, &mut bits, start + j);
-        }
+        with_rounder!(P, sr, seed, rng.round, |r| {
+            for j in 0..p.len() {
+                let xi = if noisy {
+                    cfg.sigma * P::Math::from_f64(noise.normal(start + j) as f64)
+                } else {
+                    P::Math::ZERO
+                };
+                let x = upgd_elem(cfg, util_scale, p[j].load(), g[j].load(), u[j], xi);
+                p[j] = r.put(x, start + j);
+            }
+        })
     };
     if n < PARALLEL_MIN {
         return part(0, p, g, u);

@@ -23,11 +23,11 @@ impl Bf16 {
     #[inline(always)]
     pub fn from_f32_nearest(x: f32) -> Bf16 {
         let b = x.to_bits();
-        if x.is_nan() {
-            return Bf16(((b >> 16) | 0x0040) as u16);
-        }
         let lsb = (b >> 16) & 1;
-        Bf16((b.wrapping_add(0x7fff + lsb) >> 16) as u16)
+        let rounded = (b.wrapping_add(0x7fff + lsb) >> 16) as u16;
+        let quiet_nan = ((b >> 16) | 0x0040) as u16;
+        // A select, not an early return, so loops over it vectorize.
+        Bf16(if x.is_nan() { quiet_nan } else { rounded })
     }
 
     /// Stochastic rounding: up with probability equal to the distance from the value below
