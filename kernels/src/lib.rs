@@ -16,6 +16,7 @@ pub mod loss;
 pub mod masked_xent;
 pub mod matmul;
 pub mod norm;
+pub mod optim;
 pub mod random;
 pub mod reduce;
 pub mod softmax;

@@ -55,6 +55,10 @@ static SOURCES: &[KernelSource] = &[
         name: "cvx.cu",
         src: include_str!("../cvx/cvx.cu"),
     },
+    KernelSource {
+        name: "optim.cu",
+        src: include_str!("../optim/optim.cu"),
+    },
 ];
 
 /// All registered kernel sources, in a stable order.
