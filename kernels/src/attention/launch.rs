@@ -1,0 +1,1 @@
+//! Launch configurations of the attention CUDA kernels (filled in below).
