@@ -10,10 +10,27 @@ pub struct KernelSource {
 
 /// Adding a kernel family means adding one line here; the compile check and `cargo xtask ptx`
 /// pick it up from this list.
-static SOURCES: &[KernelSource] = &[KernelSource {
-    name: "elementwise.cu",
-    src: include_str!("../elementwise/elementwise.cu"),
-}];
+static SOURCES: &[KernelSource] = &[
+    KernelSource {
+        name: "elementwise.cu",
+        src: include_str!("../elementwise/elementwise.cu"),
+    },
+    // The attention files share a header; NVRTC gets one string, so it is prepended here.
+    KernelSource {
+        name: "attention_fwd.cu",
+        src: concat!(
+            include_str!("../attention/attention_common.cuh"),
+            include_str!("../attention/attention_fwd.cu")
+        ),
+    },
+    KernelSource {
+        name: "attention_bwd.cu",
+        src: concat!(
+            include_str!("../attention/attention_common.cuh"),
+            include_str!("../attention/attention_bwd.cu")
+        ),
+    },
+];
 
 /// All registered kernel sources, in a stable order.
 pub fn all_sources() -> &'static [KernelSource] {
