@@ -224,7 +224,7 @@ fn check(shape: &AttnShape) -> Result<(), LaunchError> {
     if !HEAD_DIMS.contains(&shape.head_dim) {
         return Err(LaunchError::HeadDim(shape.head_dim));
     }
-    if shape.kv_heads == 0 || shape.heads % shape.kv_heads != 0 {
+    if shape.kv_heads == 0 || !shape.heads.is_multiple_of(shape.kv_heads) {
         return Err(LaunchError::Heads {
             heads: shape.heads,
             kv_heads: shape.kv_heads,
@@ -309,7 +309,7 @@ pub fn backward_launches(dtype: AttnDtype, shape: &AttnShape) -> Result<Vec<Laun
 /// address and the batch/head/row strides (in elements) must all be multiples of 16 bytes.
 pub fn rows_aligned(dtype: AttnDtype, base: u64, strides: [i64; 3]) -> bool {
     let per = 16 / dtype.size() as i64;
-    base % 16 == 0 && strides.iter().all(|s| s % per == 0)
+    base.is_multiple_of(16) && strides.iter().all(|s| s % per == 0)
 }
 
 /// FLOPs the benchmarks divide by: `4·B·H·nq·nk·D` forward (halved for causal square problems),

@@ -171,7 +171,7 @@ impl<T: Float> Problem<'_, T> {
     /// Checks every length and index the kernels rely on, so that they can index freely.
     pub fn validate(&self) -> Result<(), AttentionError> {
         let s = &self.shape;
-        if s.kv_heads == 0 || s.heads % s.kv_heads != 0 {
+        if s.kv_heads == 0 || !s.heads.is_multiple_of(s.kv_heads) {
             return Err(AttentionError::Heads {
                 heads: s.heads,
                 kv_heads: s.kv_heads,
@@ -221,9 +221,15 @@ impl<T: Float> Problem<'_, T> {
         Ok(())
     }
 
-    /// The logit of (b, h, i, j) from the rows `qi` and `kj`, or -inf where masked.
+    /// The logit of `(b, h, i, j)` from the rows `qi` and `kj`, or -inf where masked.
     #[inline]
-    pub(crate) fn logit(&self, b: usize, h: usize, i: usize, j: usize, qi: &[T], kj: &[T], check: bool) -> T {
+    pub(crate) fn logit(
+        &self,
+        (b, h, i, j): (usize, usize, usize, usize),
+        qi: &[T],
+        kj: &[T],
+        check: bool,
+    ) -> T {
         let s = &self.shape;
         if check && !self.mask.allowed(b, h, i, j, s.q_len, s.kv_len) {
             return T::NEG_INFINITY;

@@ -24,7 +24,7 @@ fn logits<T: Float>(p: &Problem<T>, b: usize, h: usize) -> Vec<T> {
     let mut out = vec![T::NEG_INFINITY; nq * nk];
     for i in 0..nq {
         for j in 0..nk {
-            out[i * nk + j] = p.logit(b, h, i, j, &q[i * d..][..d], &k[j * d..][..d], true);
+            out[i * nk + j] = p.logit((b, h, i, j), &q[i * d..][..d], &k[j * d..][..d], true);
         }
     }
     out

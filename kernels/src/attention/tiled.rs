@@ -87,7 +87,7 @@ fn forward_head<T: Float>(p: &Problem<T>, b: usize, h: usize, out: &mut [T], lse
     let q = &p.q[(b * s.heads + h) * nq * d..][..nq * d];
     let k = &p.k[kvh * nk * d..][..nk * d];
     let v = &p.v[kvh * nk * d..][..nk * d];
-    let mut tile = vec![T::ZERO; QT * KT];
+    let mut tile = [T::ZERO; QT * KT];
     let mut m = [T::NEG_INFINITY; QT];
     let mut l = [T::ZERO; QT];
     let mut head_max = T::NEG_INFINITY;
@@ -111,7 +111,7 @@ fn forward_head<T: Float>(p: &Problem<T>, b: usize, h: usize, out: &mut [T], lse
                 let qi = &q[(i0 + r) * d..][..d];
                 let st = &mut tile[r * KT..][..cols];
                 for (c, x) in st.iter_mut().enumerate() {
-                    *x = p.logit(b, h, i0 + r, j0 + c, qi, &k[(j0 + c) * d..][..d], check);
+                    *x = p.logit((b, h, i0 + r, j0 + c), qi, &k[(j0 + c) * d..][..d], check);
                 }
                 let tile_max = st.iter().fold(T::NEG_INFINITY, |a, &x| a.max(x));
                 head_max = head_max.max(tile_max);
@@ -255,7 +255,7 @@ impl<T: Float> BwdCtx<'_, T> {
                         let delta = self.delta[bh * nq + i];
                         let (qi, gi) = (&q[i * d..][..d], &go[i * d..][..d]);
                         for j in j0..j1 {
-                            let x = p.logit(b, h, i, j, qi, &k[j * d..][..d], kind == TileKind::Partial);
+                            let x = p.logit((b, h, i, j), qi, &k[j * d..][..d], kind == TileKind::Partial);
                             let pij = (x - lse).exp();
                             if pij == T::ZERO {
                                 continue; // masked, or underflowed: contributes exactly 0

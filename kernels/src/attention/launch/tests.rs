@@ -132,7 +132,7 @@ fn c_fields() -> Vec<(String, usize)> {
         let Some(decl) = code.strip_suffix(';') else {
             continue;
         };
-        let (ty, name) = decl.rsplit_once(|c: char| c == ' ' || c == '*').unwrap();
+        let (ty, name) = decl.rsplit_once([' ', '*']).unwrap();
         let (name, count) = match name.split_once('[') {
             Some((n, rest)) => (n, rest.trim_end_matches(']').parse::<usize>().unwrap()),
             None => (name, 1),
