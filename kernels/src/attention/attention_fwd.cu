@@ -184,7 +184,7 @@ __device__ __forceinline__ void attn_fwd_bf16(const AttnParams& p) {
                     __floats2bfloat162_rn(o[n][2 * r] * inv, o[n][2 * r + 1] * inv);
             }
             if (t == 0) {
-                p.lse[(long long)bh * p.q_len + i] = l[r] > 0.0f ? (m[r] + __log2f(l[r])) * ATTN_LN2 : ATTN_NEG_INF;
+                p.lse[(long long)bh * p.q_len + i] = l[r] > 0.0f ? (m[r] + log2f(l[r])) * ATTN_LN2 : ATTN_NEG_INF;
             }
         }
     }
@@ -297,7 +297,7 @@ __device__ __forceinline__ void attn_fwd_f32(const AttnParams& p) {
         for (int c = 0; c < CH; ++c) {
             reinterpret_cast<float4*>(orow)[c * TPR + t] = make_float4(o[c].x * inv, o[c].y * inv, o[c].z * inv, o[c].w * inv);
         }
-        if (t == 0) p.lse[(long long)bh * p.q_len + i] = l > 0.0f ? (m + __log2f(l)) * ATTN_LN2 : ATTN_NEG_INF;
+        if (t == 0) p.lse[(long long)bh * p.q_len + i] = l > 0.0f ? (m + log2f(l)) * ATTN_LN2 : ATTN_NEG_INF;
     }
     block_max_to<THREADS / 32>(p.max_logit + bh, head_max * ATTN_LN2, scratch);
 }

@@ -234,7 +234,18 @@ impl<T: Float> Problem<'_, T> {
         if check && !self.mask.allowed(b, h, i, j, s.q_len, s.kv_len) {
             return T::NEG_INFINITY;
         }
-        let mut x = self.scale * dot(qi, kj);
+        self.finish_logit((b, h, i, j), dot(qi, kj), false)
+    }
+
+    /// The logit of `(b, h, i, j)` from its dot product `⟨q_i, k_j⟩`: scaled, biased, or -inf where
+    /// masked (tested only when `check`).
+    #[inline]
+    pub(crate) fn finish_logit(&self, (b, h, i, j): (usize, usize, usize, usize), dot: T, check: bool) -> T {
+        let s = &self.shape;
+        if check && !self.mask.allowed(b, h, i, j, s.q_len, s.kv_len) {
+            return T::NEG_INFINITY;
+        }
+        let mut x = self.scale * dot;
         if let Some(bias) = &self.bias {
             x += bias.at(b, h, i, j);
         }

@@ -153,7 +153,7 @@ fn max_diff<T: Float>(a: &[T], b: &[T]) -> f64 {
         .fold(0.0, f64::max)
 }
 
-fn compare<T: Float>(sh: AttnShape, tol: f64) {
+fn compare<T: Float + crate::matmul::GemmScalar>(sh: AttnShape, tol: f64) {
     let owned = Owned::<T>::new(sh, 11);
     for kind in KINDS {
         let p = owned.problem(kind);

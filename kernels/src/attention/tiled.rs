@@ -21,10 +21,19 @@
 //!
 //! With `δ_i = ⟨dout_i, out_i⟩` precomputed (one number per row), every element of `P` can be
 //! rebuilt on its own as `P_ij = exp(s_ij − lse_i)`, so the backward walks key tiles (outer) and
-//! query tiles (inner) as FlashAttention-2 does and accumulates
-//! `dV_j += P_ij dout_i`, `dS_ij = P_ij (⟨dout_i, v_j⟩ − δ_i)`, `dK_j += scale dS_ij q_i`,
-//! `dQ_i += scale dS_ij k_j` element by element. A masked element, or any element of a fully
-//! masked row (`lse = -inf`), has `P = 0` and is skipped, so those rows get exactly 0.
+//! query tiles (inner) as FlashAttention-2 does, and per pair of tiles computes
+//!
+//! ```text
+//! S = Q Kᵀ,  dP = dout Vᵀ                    (two QT × KT tiles)
+//! P = exp(scale·S + bias − lse),  dS = P ∘ (dP − δ)
+//! dV += Pᵀ dout,  dK += scale·dSᵀ Q,  dQ += scale·dS K
+//! ```
+//!
+//! A masked element, or any element of a fully masked row (`lse = -inf`), has `P = 0` set
+//! explicitly, so those rows get exactly 0.
+//!
+//! All five products (two in the forward) run on `crate::matmul::gemm`, the packed AVX-512 /
+//! AVX2 / portable micro-kernels, single-threaded per tile (rayon parallelism is across heads).
 //!
 //! # Threads and memory
 //!
@@ -36,12 +45,13 @@
 //! from run to run at the last-bit level; nothing else does.
 //!
 //! Extra memory: per task one `QT × KT` logit tile and `QT × (D + 2)` accumulators in the forward,
-//! nothing per task in the backward, plus `δ` (`B·H·nq` values) — O(B·H·N), never O(N²).
+//! two `QT × KT` tiles per task in the backward, plus `δ` (`B·H·nq` values) — O(B·H·N), never O(N²).
 //!
 //! Tiles are skipped by [`Mask::classify`](super::Mask::classify): empty tiles are not computed,
 //! full tiles skip the per-element mask test, and key loops stop at [`Mask::key_end`](super::Mask::key_end).
 
-use super::{axpy, dot, reference, AttentionError, Forward, Grads, Problem, TileKind};
+use super::{dot, reference, AttentionError, Forward, Grads, Problem, TileKind};
+use crate::matmul::{gemm, GemmScalar, MatRef};
 use crate::Float;
 use rayon::prelude::*;
 
@@ -59,14 +69,14 @@ fn degenerate<T: Float>(p: &Problem<T>) -> bool {
 }
 
 /// Forward: `out`, `lse`, `max_logit`, equal to [`reference::forward`] up to rounding.
-pub fn forward<T: Float>(p: &Problem<T>) -> Result<Forward<T>, AttentionError> {
+pub fn forward<T: Float + GemmScalar>(p: &Problem<T>) -> Result<Forward<T>, AttentionError> {
     p.validate()?;
     if degenerate(p) {
         return reference::forward(p);
     }
     let s = p.shape;
     let (d, nq) = (s.head_dim, s.q_len);
-    let mut out = vec![T::ZERO; s.q_elems()];
+    let mut out = vec![<T as Float>::ZERO; s.q_elems()];
     let mut lse = vec![T::NEG_INFINITY; s.rows()];
     let mut max_logit = vec![T::NEG_INFINITY; s.batch * s.heads];
     out.par_chunks_mut(nq * d)
@@ -80,24 +90,30 @@ pub fn forward<T: Float>(p: &Problem<T>) -> Result<Forward<T>, AttentionError> {
 }
 
 /// One (batch, head): writes its `out` and `lse` rows, returns its max logit.
-fn forward_head<T: Float>(p: &Problem<T>, b: usize, h: usize, out: &mut [T], lse: &mut [T]) -> T {
+fn forward_head<T: Float + GemmScalar>(
+    p: &Problem<T>,
+    b: usize,
+    h: usize,
+    out: &mut [T],
+    lse: &mut [T],
+) -> T {
     let s = &p.shape;
     let (d, nq, nk) = (s.head_dim, s.q_len, s.kv_len);
     let kvh = b * s.kv_heads + h / s.group();
     let q = &p.q[(b * s.heads + h) * nq * d..][..nq * d];
     let k = &p.k[kvh * nk * d..][..nk * d];
     let v = &p.v[kvh * nk * d..][..nk * d];
-    let mut tile = [T::ZERO; QT * KT];
+    let mut tile = [<T as Float>::ZERO; QT * KT];
     let mut m = [T::NEG_INFINITY; QT];
-    let mut l = [T::ZERO; QT];
+    let mut l = [<T as Float>::ZERO; QT];
     let mut head_max = T::NEG_INFINITY;
     for i0 in (0..nq).step_by(QT) {
         let i1 = (i0 + QT).min(nq);
         let rows = i1 - i0;
         let acc = &mut out[i0 * d..i1 * d];
-        acc.fill(T::ZERO);
+        acc.fill(<T as Float>::ZERO);
         m[..rows].fill(T::NEG_INFINITY);
-        l[..rows].fill(T::ZERO);
+        l[..rows].fill(<T as Float>::ZERO);
         let end = p.mask.key_end(b, (i0, i1), nq, nk);
         for j0 in (0..end).step_by(KT) {
             let j1 = (j0 + KT).min(end);
@@ -107,39 +123,50 @@ fn forward_head<T: Float>(p: &Problem<T>, b: usize, h: usize, out: &mut [T], lse
                 continue;
             }
             let check = kind == TileKind::Partial;
+            // S = Q Kᵀ for the tile on the GEMM micro-kernels (K read transposed in place).
+            let st = &mut tile[..rows * cols];
+            gemm(rows_of(q, i0, rows, d), rows_of(k, j0, cols, d).t(), st, false).expect("tile shapes");
+            let mut any_row = false;
             for r in 0..rows {
-                let qi = &q[(i0 + r) * d..][..d];
-                let st = &mut tile[r * KT..][..cols];
-                for (c, x) in st.iter_mut().enumerate() {
-                    *x = p.logit((b, h, i0 + r, j0 + c), qi, &k[(j0 + c) * d..][..d], check);
+                let row = &mut st[r * cols..][..cols];
+                for (c, x) in row.iter_mut().enumerate() {
+                    *x = p.finish_logit((b, h, i0 + r, j0 + c), *x, check);
                 }
-                let tile_max = st.iter().fold(T::NEG_INFINITY, |a, &x| a.max(x));
+                let tile_max = row.iter().fold(T::NEG_INFINITY, |a, &x| a.max(x));
                 head_max = head_max.max(tile_max);
                 let m_new = m[r].max(tile_max);
                 if m_new == T::NEG_INFINITY {
-                    continue; // nothing allowed yet in this row
+                    row.fill(<T as Float>::ZERO); // nothing allowed yet in this row: P = 0
+                    continue;
                 }
+                any_row = true;
                 let alpha = (m[r] - m_new).exp(); // 0 when m[r] was -inf: nothing to rescale
-                let acc_r = &mut acc[r * d..][..d];
                 if alpha != T::ONE {
-                    acc_r.iter_mut().for_each(|a| *a *= alpha);
+                    acc[r * d..][..d].iter_mut().for_each(|a| *a *= alpha);
                 }
-                let mut sum = T::ZERO;
-                for (c, &x) in st.iter().enumerate() {
-                    let e = (x - m_new).exp(); // exactly 0 for a masked (-inf) logit
-                    if e != T::ZERO {
-                        sum += e;
-                        axpy(acc_r, e, &v[(j0 + c) * d..][..d]);
-                    }
+                let mut sum = <T as Float>::ZERO;
+                for x in row.iter_mut() {
+                    *x = (*x - m_new).exp(); // exactly 0 for a masked (-inf) logit
+                    sum += *x;
                 }
                 l[r] = alpha * l[r] + sum;
                 m[r] = m_new;
+            }
+            if any_row {
+                // acc += P V (rows already rescaled by alpha above).
+                gemm(
+                    MatRef::row_major(st, rows, cols),
+                    rows_of(v, j0, cols, d),
+                    acc,
+                    true,
+                )
+                .expect("tile shapes");
             }
         }
         for r in 0..rows {
             let acc_r = &mut acc[r * d..][..d];
             if m[r] == T::NEG_INFINITY {
-                acc_r.fill(T::ZERO); // fully masked row
+                acc_r.fill(<T as Float>::ZERO); // fully masked row
                 lse[i0 + r] = T::NEG_INFINITY;
             } else {
                 acc_r.iter_mut().for_each(|a| *a /= l[r]);
@@ -152,7 +179,7 @@ fn forward_head<T: Float>(p: &Problem<T>, b: usize, h: usize, out: &mut [T], lse
 
 /// Backward from `dout`, using the forward's `out` and `lse`. Equal to [`reference::backward`]
 /// up to rounding; `dbias` (in the bias buffer's layout) when `want_dbias` and there is a bias.
-pub fn backward<T: Float>(
+pub fn backward<T: Float + GemmScalar>(
     p: &Problem<T>,
     out: &[T],
     lse: &[T],
@@ -175,7 +202,7 @@ pub fn backward<T: Float>(
     }
     let (d, nq, nk, g) = (s.head_dim, s.q_len, s.kv_len, s.group());
     // δ_i = ⟨dout_i, out_i⟩: O(B·H·nq), the only extra buffer.
-    let mut delta = vec![T::ZERO; s.rows()];
+    let mut delta = vec![<T as Float>::ZERO; s.rows()];
     delta.par_iter_mut().enumerate().for_each(|(r, x)| {
         *x = dot(&dout[r * d..][..d], &out[r * d..][..d]);
     });
@@ -185,9 +212,9 @@ pub fn backward<T: Float>(
         dout,
         delta: &delta,
     };
-    let mut dq = vec![T::ZERO; s.q_elems()];
-    let mut dk = vec![T::ZERO; s.kv_elems()];
-    let mut dv = vec![T::ZERO; s.kv_elems()];
+    let mut dq = vec![<T as Float>::ZERO; s.q_elems()];
+    let mut dk = vec![<T as Float>::ZERO; s.kv_elems()];
+    let mut dv = vec![<T as Float>::ZERO; s.kv_elems()];
     let tasks = dq
         .par_chunks_mut(g * nq * d)
         .zip(dk.par_chunks_mut(nk * d))
@@ -202,7 +229,7 @@ pub fn backward<T: Float>(
         Some(len) => Some(
             tasks
                 .fold(Vec::new, |mut acc, (t, ((dq, dk), dv))| {
-                    acc.resize(len, T::ZERO);
+                    acc.resize(len, <T as Float>::ZERO);
                     ctx.kv_head(t, dq, dk, dv, Some(&mut acc));
                     acc
                 })
@@ -212,7 +239,13 @@ pub fn backward<T: Float>(
                     _ => a.into_iter().zip(b).map(|(x, y)| x + y).collect(),
                 }),
         )
-        .map(|v| if v.is_empty() { vec![T::ZERO; len] } else { v }),
+        .map(|v| {
+            if v.is_empty() {
+                vec![<T as Float>::ZERO; len]
+            } else {
+                v
+            }
+        }),
     };
     Ok(Grads { dq, dk, dv, dbias })
 }
@@ -224,7 +257,7 @@ struct BwdCtx<'a, T> {
     delta: &'a [T],
 }
 
-impl<T: Float> BwdCtx<'_, T> {
+impl<T: Float + GemmScalar> BwdCtx<'_, T> {
     /// Task `t` = (batch, KV head): its dK, dV rows and the dQ rows of its query heads.
     fn kv_head(&self, t: usize, dq: &mut [T], dk: &mut [T], dv: &mut [T], mut dbias: Option<&mut Vec<T>>) {
         let p = self.p;
@@ -233,8 +266,12 @@ impl<T: Float> BwdCtx<'_, T> {
         let b = t / s.kv_heads;
         let k = &p.k[t * nk * d..][..nk * d];
         let v = &p.v[t * nk * d..][..nk * d];
+        // Two QT x KT tiles: P, then dS (scaled); the only per-task scratch.
+        let mut pt = vec![<T as Float>::ZERO; QT * KT];
+        let mut dst = vec![<T as Float>::ZERO; QT * KT];
         for j0 in (0..nk).step_by(KT) {
             let j1 = (j0 + KT).min(nk);
+            let cols = j1 - j0;
             for hh in 0..g {
                 let h = (t % s.kv_heads) * g + hh;
                 let bh = b * s.heads + h;
@@ -243,34 +280,63 @@ impl<T: Float> BwdCtx<'_, T> {
                 let dqh = &mut dq[hh * nq * d..][..nq * d];
                 for i0 in (0..nq).step_by(QT) {
                     let i1 = (i0 + QT).min(nq);
+                    let rows = i1 - i0;
                     let kind = p.mask.classify(b, (i0, i1), (j0, j1), nq, nk);
                     if kind == TileKind::Empty {
                         continue;
                     }
-                    for i in i0..i1 {
+                    let (pt, dst) = (&mut pt[..rows * cols], &mut dst[..rows * cols]);
+                    // S = Q Kᵀ, then P = exp(S' − lse) in place (0 where masked or fully masked).
+                    gemm(rows_of(q, i0, rows, d), rows_of(k, j0, cols, d).t(), pt, false)
+                        .expect("tile shapes");
+                    // dP = dout Vᵀ.
+                    gemm(rows_of(go, i0, rows, d), rows_of(v, j0, cols, d).t(), dst, false)
+                        .expect("tile shapes");
+                    for r in 0..rows {
+                        let i = i0 + r;
                         let lse = self.lse[bh * nq + i];
-                        if lse == T::NEG_INFINITY {
-                            continue; // fully masked row: P = 0
-                        }
                         let delta = self.delta[bh * nq + i];
-                        let (qi, gi) = (&q[i * d..][..d], &go[i * d..][..d]);
-                        for j in j0..j1 {
-                            let x = p.logit((b, h, i, j), qi, &k[j * d..][..d], kind == TileKind::Partial);
-                            let pij = (x - lse).exp();
-                            if pij == T::ZERO {
-                                continue; // masked, or underflowed: contributes exactly 0
-                            }
-                            let ds = pij * (dot(gi, &v[j * d..][..d]) - delta);
-                            axpy(&mut dv[j * d..][..d], pij, gi);
-                            axpy(&mut dk[j * d..][..d], p.scale * ds, qi);
-                            axpy(&mut dqh[i * d..][..d], p.scale * ds, &k[j * d..][..d]);
+                        for c in 0..cols {
+                            let e = r * cols + c;
+                            let x = p.finish_logit((b, h, i, j0 + c), pt[e], kind == TileKind::Partial);
+                            // A fully masked row has lse = -inf: its P is 0, never exp(-inf + inf).
+                            let pij = if lse == T::NEG_INFINITY {
+                                <T as Float>::ZERO
+                            } else {
+                                (x - lse).exp()
+                            };
+                            let ds = pij * (dst[e] - delta);
                             if let (Some(db), Some(bias)) = (dbias.as_deref_mut(), &p.bias) {
-                                db[bias.index(b, h, i, j)] += ds;
+                                db[bias.index(b, h, i, j0 + c)] += ds;
                             }
+                            pt[e] = pij;
+                            dst[e] = p.scale * ds;
                         }
                     }
+                    let (pm, dsm) = (
+                        MatRef::row_major(&*pt, rows, cols),
+                        MatRef::row_major(&*dst, rows, cols),
+                    );
+                    // dV += Pᵀ dout, dK += scale dSᵀ Q, dQ += scale dS K.
+                    gemm(pm.t(), rows_of(go, i0, rows, d), &mut dv[j0 * d..j1 * d], true)
+                        .expect("tile shapes");
+                    gemm(dsm.t(), rows_of(q, i0, rows, d), &mut dk[j0 * d..j1 * d], true)
+                        .expect("tile shapes");
+                    gemm(dsm, rows_of(k, j0, cols, d), &mut dqh[i0 * d..i1 * d], true).expect("tile shapes");
                 }
             }
         }
+    }
+}
+
+/// Rows `r0 .. r0 + rows` of a row-major `[*, d]` buffer as a matrix view.
+fn rows_of<T>(data: &[T], r0: usize, rows: usize, d: usize) -> MatRef<'_, T> {
+    MatRef {
+        data,
+        offset: r0 * d,
+        rows,
+        cols: d,
+        row_stride: d,
+        col_stride: 1,
     }
 }
