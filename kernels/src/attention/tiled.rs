@@ -267,8 +267,8 @@ impl<T: Float + GemmScalar> BwdCtx<'_, T> {
         let k = &p.k[t * nk * d..][..nk * d];
         let v = &p.v[t * nk * d..][..nk * d];
         // Two QT x KT tiles: P, then dS (scaled); the only per-task scratch.
-        let mut pt = vec![<T as Float>::ZERO; QT * KT];
-        let mut dst = vec![<T as Float>::ZERO; QT * KT];
+        let mut pt = [<T as Float>::ZERO; QT * KT];
+        let mut dst = [<T as Float>::ZERO; QT * KT];
         for j0 in (0..nk).step_by(KT) {
             let j1 = (j0 + KT).min(nk);
             let cols = j1 - j0;
