@@ -43,6 +43,7 @@ pub use device::Device;
 pub use dtype::{DType, Element};
 pub use error::{Error, Result};
 pub use graph::{is_grad_enabled, no_grad, Gradients, NoGradGuard, TensorId};
+pub use ops::attention::{attention, AttentionMask, AttentionOutput};
 pub use ops::dropout::dropout_mask;
 pub use ops::index::embedding;
 pub use ops::loss::{cross_entropy, cross_entropy_mean, mse_loss, Reduction};

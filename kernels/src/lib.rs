@@ -7,6 +7,7 @@
 //! (cross-entropy, squared error), `index` (select, gather, scatter), `random` (Philox and
 //! dropout). `cuda` holds the NVRTC pipeline that compiles the `.cu` sources.
 
+pub mod attention;
 pub mod cuda;
 pub mod cvx;
 pub mod elementwise;

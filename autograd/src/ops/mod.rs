@@ -1,6 +1,7 @@
 //! Every op: forward on the CPU kernels in `kernels`, and its backward recorded on the graph.
 //! One file per op family; the backward of each op sits right under its forward.
 
+pub(crate) mod attention;
 pub(crate) mod binary;
 pub(crate) mod compare;
 pub(crate) mod dropout;

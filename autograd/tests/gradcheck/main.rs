@@ -1,6 +1,7 @@
 //! Every differentiable op against central finite differences in f64, over several random
 //! shapes per op, plus the coverage check that no recorded op goes without a case here.
 
+mod attention;
 mod common;
 mod coverage;
 mod elementwise;
@@ -63,6 +64,11 @@ fn masked_softmax_and_cross_entropy() {
     run(masked_xent::cases());
 }
 
+#[test]
+fn attention_ops() {
+    run(attention::cases());
+}
+
 /// All cases of all families, for the coverage check.
 pub fn all_cases() -> Vec<common::Case> {
     let mut all = Vec::new();
@@ -76,5 +82,6 @@ pub fn all_cases() -> Vec<common::Case> {
     all.extend(index::cases());
     all.extend(nn_ops::cases());
     all.extend(masked_xent::cases());
+    all.extend(attention::cases());
     all
 }

@@ -59,6 +59,21 @@ static SOURCES: &[KernelSource] = &[
         name: "optim.cu",
         src: include_str!("../optim/optim.cu"),
     },
+    // The attention files share a header; NVRTC gets one string, so it is prepended here.
+    KernelSource {
+        name: "attention_fwd.cu",
+        src: concat!(
+            include_str!("../attention/attention_common.cuh"),
+            include_str!("../attention/attention_fwd.cu")
+        ),
+    },
+    KernelSource {
+        name: "attention_bwd.cu",
+        src: concat!(
+            include_str!("../attention/attention_common.cuh"),
+            include_str!("../attention/attention_bwd.cu")
+        ),
+    },
 ];
 
 /// All registered kernel sources, in a stable order.
