@@ -200,6 +200,9 @@ mod tests {
         assert_eq!(UnaryOp::Sigmoid.forward(-1000.0f32), 0.0);
         assert_eq!(UnaryOp::Sigmoid.forward(1000.0f32), 1.0);
         assert_eq!(UnaryOp::Silu.forward(-1000.0f64), -0.0);
-        assert!(UnaryOp::Relu.forward(f32::NAN).is_nan(), "relu must not hide a NaN");
+        assert!(
+            UnaryOp::Relu.forward(f32::NAN).is_nan(),
+            "relu must not hide a NaN"
+        );
     }
 }
