@@ -6,11 +6,15 @@
 //! (the Python in `CVXPY_PYTHON`, default `/tmp/venv-cvx/bin/python`; skipped with a printed
 //! reason when absent), takes cvxpy's optimum as p*, and times ADMM (exact program) and R-FISTA
 //! (gated relaxation) until `|obj − p*| ≤ 1e-3·|p*|` (ADMM also needs its cone violation within
-//! 1e-3 of the prediction scale). Our time is the median of 5 runs, pattern enumeration excluded
+//! 1e-3 of the prediction scale). Our time is the median of 5 runs (1 with `--quick`), pattern enumeration excluded
 //! on both sides; cvxpy's is the median of 3, with and without its problem construction.
 //! Prints a table and writes `target/convex_relu_bench.json`.
 //!
 //! Not criterion: the quantity is a time to reach an accuracy, one number per solver run.
+//!
+//! `--quick` (as `cargo xtask bench --quick` passes) runs the two small problems once. The two
+//! sampled-pattern problems (n = 200 and 500) take longer than a session's patience for the
+//! solvers as they stand, so they run only with `CONVEX_RELU_BENCH_LARGE=1`.
 
 use std::process::Command;
 use std::time::Instant;
@@ -55,6 +59,9 @@ fn cases() -> Vec<Case> {
     add("n200_d11_P50", ds.clone(), sample_patterns(&ds, 50, 4), 0.01);
     let ds = teacher_data(500, 20, 5, 0.1, 5).with_bias();
     add("n500_d21_P100", ds.clone(), sample_patterns(&ds, 100, 6), 0.01);
+    if std::env::var_os("CONVEX_RELU_BENCH_LARGE").is_none() {
+        out.truncate(2);
+    }
     out
 }
 
@@ -146,6 +153,8 @@ fn run_cvxpy(path: &std::path::Path) -> Result<Vec<CvxRow>, String> {
 fn main() {
     let target = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target");
     let _ = std::fs::create_dir_all(&target);
+    let quick = std::env::args().any(|a| a == "--quick");
+    let runs = if quick { 1 } else { 5 };
     let cases = cases();
     let problems = target.join("convex_relu_bench_problems.json");
     std::fs::write(&problems, problems_json(&cases)).expect("write problems");
@@ -175,7 +184,7 @@ fn main() {
             let mut times = Vec::new();
             let mut iters = 0;
             let mut reached = true;
-            for _ in 0..5 {
+            for _ in 0..runs {
                 let t0 = Instant::now();
                 let sol = if program == "exact" {
                     let opt = AdmmOptions {
