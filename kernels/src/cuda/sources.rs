@@ -17,19 +17,19 @@ static SOURCES: &[KernelSource] = &[
     },
     KernelSource {
         name: "reduce.cu",
-        src: include_str!("../reduce/reduce.cu"),
+        src: concat!(include_str!("rows.cuh"), include_str!("../reduce/reduce.cu")),
     },
     KernelSource {
         name: "softmax.cu",
-        src: include_str!("../softmax/softmax.cu"),
+        src: concat!(include_str!("rows.cuh"), include_str!("../softmax/softmax.cu")),
     },
     KernelSource {
         name: "norm.cu",
-        src: include_str!("../norm/norm.cu"),
+        src: concat!(include_str!("rows.cuh"), include_str!("../norm/norm.cu")),
     },
     KernelSource {
         name: "loss.cu",
-        src: include_str!("../loss/loss.cu"),
+        src: concat!(include_str!("rows.cuh"), include_str!("../loss/loss.cu")),
     },
     KernelSource {
         name: "dropout.cu",
