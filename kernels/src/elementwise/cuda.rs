@@ -318,17 +318,7 @@ pub unsafe fn broadcast(
     out: u64,
     n: usize,
 ) -> Result<(), CudaError> {
-    if n == 0 {
-        return Ok(());
-    }
-    let args = [
-        Arg::Layout(*layout),
-        Arg::Ptr(a),
-        Arg::Ptr(b),
-        Arg::Ptr(out),
-        n_arg(n),
-    ];
-    launch(dev, &pick(bcast_pair(op), dt), grid_1d(dev, n), &args)
+    launch_layout2(dev, &pick(bcast_pair(op), dt), layout, a, b, out, n)
 }
 
 /// Comparison over a broadcast layout into a contiguous byte mask.
@@ -346,6 +336,23 @@ pub unsafe fn compare(
     out: u64,
     n: usize,
 ) -> Result<(), CudaError> {
+    launch_layout2(dev, &pick(compare_pair(op), dt), layout, a, b, out, n)
+}
+
+/// One launch of a two-operand kernel over a broadcast layout: `(layout, a, b, out, n)`, the
+/// signature shared by the broadcast arithmetic and comparison kernels.
+///
+/// # Safety
+/// See the module documentation.
+unsafe fn launch_layout2(
+    dev: &CudaDevice,
+    kernel: &KernelRef,
+    layout: &Layout,
+    a: u64,
+    b: u64,
+    out: u64,
+    n: usize,
+) -> Result<(), CudaError> {
     if n == 0 {
         return Ok(());
     }
@@ -356,7 +363,7 @@ pub unsafe fn compare(
         Arg::Ptr(out),
         n_arg(n),
     ];
-    launch(dev, &pick(compare_pair(op), dt), grid_1d(dev, n), &args)
+    launch(dev, kernel, grid_1d(dev, n), &args)
 }
 
 /// `out = cond ? a : b` over a broadcast layout (operands cond, a, b); `out` contiguous.
