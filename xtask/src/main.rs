@@ -8,6 +8,7 @@ mod convex_relu;
 mod cuda_env;
 mod gpu_bundle;
 mod ptx;
+mod repro;
 mod test;
 mod wheels;
 
@@ -28,7 +29,8 @@ use clap::{Parser, Subcommand};
         cargo xtask test -- spill -- --nocapture   (a test-name filter, then libtest flags)\n  \
         cargo xtask ptx --arch sm_90 --out target/ptx\n  \
         cargo xtask bench --quick --filter matmul\n  \
-        cargo xtask gpu-bundle               binaries + run.sh for a GPU machine, in target/gpu-bundle",
+        cargo xtask gpu-bundle               binaries + run.sh for a GPU machine, in target/gpu-bundle\n  \
+        cargo xtask repro all --quick        every method's experiment; reports in target/repro/",
     arg_required_else_help = true
 )]
 struct Cli {
@@ -52,6 +54,9 @@ enum Command {
     /// Train a two-layer ReLU network globally through its convex reformulation ([161]) on a CSV
     /// file (last column the target) and write the recovered network as JSON.
     ConvexRelu(convex_relu::ConvexReluArgs),
+    /// Run a surveyed method's experiment (or `all`, or `list` them) and write its report with
+    /// figures to target/repro/<method>/.
+    Repro(repro::ReproArgs),
 }
 
 fn main() -> ExitCode {
@@ -63,6 +68,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench::run(args, &root),
         Command::GpuBundle(args) => gpu_bundle::run(args, &root),
         Command::ConvexRelu(args) => convex_relu::run(args),
+        Command::Repro(args) => repro::run(args, &root),
     };
     match result {
         Ok(code) => ExitCode::from(code),
