@@ -51,7 +51,18 @@ pub struct Method {
 }
 
 /// Every method `cargo xtask repro` knows, in the order `all` runs them.
-pub const METHODS: &[Method] = &[];
+pub const METHODS: &[Method] = &[
+    Method {
+        name: "stability_proxies",
+        paper: "[28] Small-scale proxies for large-scale Transformer training instabilities",
+        run: crate::stability_proxies::repro,
+    },
+    Method {
+        name: "saits",
+        paper: "[427] SAITS: self-attention-based imputation for time series",
+        run: crate::saits::repro,
+    },
+];
 
 /// The method called `name`, or an error listing the known names.
 pub fn find(name: &str) -> Result<&'static Method, String> {
