@@ -45,6 +45,15 @@ fn check_flag(
     })
 }
 
+/// A new zero-filled device tensor, cleared by a device memset (no host buffer, no upload).
+fn device_zeros(like: &Tensor, shape: &[usize]) -> Result<Tensor> {
+    let t = Tensor::cuda_empty(shape, like.dtype(), like.device())?;
+    if let Some(c) = t.cuda_data() {
+        c.dev.memset(&c.buf, 0).map_err(cuda_err("zeros"))?;
+    }
+    Ok(t)
+}
+
 fn dims_err(op: &'static str) -> impl Fn(String) -> Error {
     move |reason| Error::InvalidArgument { op, reason }
 }
@@ -88,7 +97,7 @@ pub(super) fn index_select_cuda(
     let in_shape = x.0.shape.clone();
     Ok(record("index_select", &[x], out, move |g, _| {
         let gc = dense(g)?;
-        let dx = Tensor::zeros(&in_shape, gc.dtype(), gc.device())?;
+        let dx = device_zeros(&gc, &in_shape)?;
         // SAFETY: dx is [outer, size, inner], gc [outer, nidx, inner], ix nidx i64.
         unsafe {
             ki::index_add(
@@ -134,7 +143,7 @@ pub(super) fn gather_cuda(x: &Tensor, axis: usize, index: &Tensor) -> Result<Ten
     let in_shape = x.0.shape.clone();
     Ok(record("gather", &[x], out, move |g, _| {
         let gc = dense(g)?;
-        let dx = Tensor::zeros(&in_shape, gc.dtype(), gc.device())?;
+        let dx = device_zeros(&gc, &in_shape)?;
         let dims = IndexDims::scatter_add(&in_shape, axis, ix.shape(), gc.shape()).map_err(dims_err(OP))?;
         // SAFETY: dx has the input's shape, ix and gc the index's; dims describes them.
         unsafe { ki::scatter_add(&dev, dt, dx.cuda_ptr()?, ix.cuda_ptr()?, gc.cuda_ptr()?, &dims, 0) }
