@@ -103,7 +103,7 @@ fn softmax_cuda(kind: Kind, x: &Tensor, n: usize, order: Vec<usize>, inverse: Ve
     let log = kind == Kind::LogSoftmax;
     let dt = float_type(name, x)?;
     let x_rows = no_grad(|| to_rows(x, &order)?.contiguous())?;
-    let rows = if n == 0 { 0 } else { x_rows.numel() / n };
+    let rows = x_rows.numel().checked_div(n).unwrap_or(0);
     let y_rows = Tensor::cuda_empty(x_rows.shape(), x.dtype(), x.device())?;
     // SAFETY: x_rows and y_rows are contiguous [rows, n] buffers of this device.
     unsafe {

@@ -91,6 +91,17 @@ fn recorded_in_source() -> BTreeSet<String> {
 
 #[test]
 fn every_recorded_op_has_a_parity_case_or_a_reason() {
+    // The scan reads the source tree this binary was built from; a binary carried to a GPU
+    // machine (cargo xtask gpu-bundle) has none beside it, and the check has run where it was
+    // built.
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    if !src.is_dir() {
+        eprintln!(
+            "parity coverage: SKIPPED: no source tree at {} (a carried binary)",
+            src.display()
+        );
+        return;
+    }
     let mut covered: BTreeSet<String> = BTreeSet::new();
     let cases = [
         super::rows::reduction_cases(),

@@ -193,7 +193,8 @@ fn bad_indices_and_targets_are_errors_on_the_device() {
     let up = |t: &Tensor| t.to_device(dev).expect("upload");
     let x = random(&[4, 5], Domain::Normal, &mut rng(34));
     let bad = Tensor::from_vec(vec![1i64, 7, -1, 9], &[4], Device::Cpu).expect("index");
-    let cases: [(&str, Box<dyn Fn(&Tensor, &Tensor) -> autograd::Result<Tensor>>); 3] = [
+    type IndexOp = Box<dyn Fn(&Tensor, &Tensor) -> autograd::Result<Tensor>>;
+    let cases: [(&str, IndexOp); 3] = [
         ("index_select", Box::new(|x, i| x.index_select(1, i))),
         ("gather", Box::new(|x, i| x.gather(1, &i.reshape(&[4, 1])?))),
         (
