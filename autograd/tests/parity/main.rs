@@ -7,8 +7,13 @@
 //! failure (the GPU machine's run script sets it).
 
 mod bf16;
+mod bf16_rows;
+mod cases;
 mod common;
+mod coverage;
 mod elementwise;
 mod layout;
+mod loss_index;
 mod matmul;
 mod memory;
+mod rows;

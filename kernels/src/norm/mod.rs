@@ -3,4 +3,5 @@
 //! and backward giving the input and the per-feature parameter gradients.
 
 pub mod cpu;
+pub mod cuda;
 pub mod launch;

@@ -2,4 +2,5 @@
 //! moves the reduced axes innermost first, so these few loops serve every `sum`/`max`/... call.
 
 pub mod cpu;
+pub mod cuda;
 pub mod launch;

@@ -6,4 +6,5 @@
 //! share: one place decides when rows go to several threads.
 
 pub mod cpu;
+pub mod cuda;
 pub mod launch;
