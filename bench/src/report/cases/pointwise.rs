@@ -177,7 +177,7 @@ pub(super) fn cases(scale: Scale) -> Vec<Case> {
         nc::layer_norm_bytes(r, c, e, true),
         nc::layer_norm_flops(r, c),
         json!({"op": "layer_norm"}),
-        |x| x[0].layer_norm(&x[1].shape().to_vec(), Some(&x[1]), Some(&x[2]), 1e-5),
+        |x| x[0].layer_norm(x[1].shape(), Some(&x[1]), Some(&x[2]), 1e-5),
     ));
     out.push(op_case(
         "norm",
@@ -187,7 +187,7 @@ pub(super) fn cases(scale: Scale) -> Vec<Case> {
         nc::rms_norm_bytes(r, c, e, true),
         nc::rms_norm_flops(r, c),
         json!({"op": "rms_norm"}),
-        |x| x[0].rms_norm(&x[1].shape().to_vec(), Some(&x[1]), 1e-6),
+        |x| x[0].rms_norm(x[1].shape(), Some(&x[1]), 1e-6),
     ));
     out
 }
