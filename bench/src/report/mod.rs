@@ -82,9 +82,9 @@ pub fn resolve_device(choice: DeviceChoice) -> Result<Device, String> {
 pub fn plan(scale: Scale) -> Plan {
     Plan {
         warmup_runs: scale.pick(2, 1, 1),
-        min_runs: scale.pick(10, 5, 2),
+        min_runs: scale.pick(10, 3, 2),
         max_runs: scale.pick(200, 30, 2),
-        budget: Duration::from_millis(scale.pick(1500, 250, 0)),
+        budget: Duration::from_millis(scale.pick(1500, 200, 0)),
     }
 }
 

@@ -13,7 +13,7 @@ use super::{dims, err, randn, sets, Body, Case, Reference, Scale};
 
 pub(super) fn cases(scale: Scale) -> Vec<Case> {
     let mut out = Vec::new();
-    let (rows, classes) = scale.pick((4096, 32_768), (1024, 32_768), (8, 100));
+    let (rows, classes) = scale.pick((4096, 32_768), (256, 32_768), (8, 100));
     for masked in [false, true] {
         for backward in [false, true] {
             out.push(xent_case(rows, classes, masked, backward));
