@@ -28,7 +28,8 @@ use clap::{Parser, Subcommand};
         cargo xtask test -- --release        extra arguments go to `cargo test --workspace`\n  \
         cargo xtask test -- spill -- --nocapture   (a test-name filter, then libtest flags)\n  \
         cargo xtask ptx --arch sm_90 --out target/ptx\n  \
-        cargo xtask bench --quick --filter matmul\n  \
+        cargo xtask bench --quick            the roofline report in about a minute (target/bench/)\n  \
+        cargo xtask bench --criterion --filter matmul\n  \
         cargo xtask gpu-bundle               binaries + run.sh for a GPU machine, in target/gpu-bundle\n  \
         cargo xtask repro all --quick        every method's experiment; reports in target/repro/",
     arg_required_else_help = true
@@ -46,7 +47,8 @@ enum Command {
     /// Compile every kernel with NVRTC and print registers, shared memory, spills and PTX size
     /// per kernel and architecture.
     Ptx(ptx::PtxArgs),
-    /// Run the benchmarks (CPU criterion benchmarks for now).
+    /// The roofline report: every kernel family against the machine's ceilings and numpy /
+    /// PyTorch, written to target/bench/ (`--criterion` for the criterion benchmarks).
     Bench(bench::BenchArgs),
     /// Build the release test and bench binaries, strip them, and write them with the CUDA
     /// headers and a run script into one folder to carry to a GPU machine (under 64 MiB).
