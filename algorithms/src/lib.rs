@@ -6,6 +6,12 @@
 //! * [`repro`]: the registry of runnable experiments; [`report`]: their markdown reports and SVG
 //!   figures.
 
+pub mod classifier;
+pub mod continual;
 pub mod convex_relu;
+pub mod convex_relu_demo;
+pub mod decoupled_wd;
+pub mod harness;
+pub mod lion_box;
 pub mod report;
 pub mod repro;

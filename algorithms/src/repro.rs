@@ -51,7 +51,23 @@ pub struct Method {
 }
 
 /// Every method `cargo xtask repro` knows, in the order `all` runs them.
-pub const METHODS: &[Method] = &[];
+pub const METHODS: &[Method] = &[
+    Method {
+        name: "lion_box",
+        paper: "[157] Lion as box-constrained optimization",
+        run: crate::lion_box::repro,
+    },
+    Method {
+        name: "decoupled_wd",
+        paper: "[400] Decoupled weight decay (AdamW vs Adam-L2)",
+        run: crate::decoupled_wd::repro,
+    },
+    Method {
+        name: "convex_relu",
+        paper: "[161] Convex two-layer ReLU training",
+        run: crate::convex_relu_demo::repro,
+    },
+];
 
 /// The method called `name`, or an error listing the known names.
 pub fn find(name: &str) -> Result<&'static Method, String> {
