@@ -13,5 +13,7 @@ pub mod convex_relu_demo;
 pub mod decoupled_wd;
 pub mod harness;
 pub mod lion_box;
+pub mod logit_masking;
 pub mod report;
 pub mod repro;
+pub mod softmax_masking;

@@ -67,6 +67,16 @@ pub const METHODS: &[Method] = &[
         paper: "[161] Convex two-layer ReLU training",
         run: crate::convex_relu_demo::repro,
     },
+    Method {
+        name: "softmax_masking",
+        paper: "[369] Softmax masking in class-incremental learning",
+        run: crate::softmax_masking::repro,
+    },
+    Method {
+        name: "logit_masking",
+        paper: "[52] Instance-wise logit masking on a blurry stream",
+        run: crate::logit_masking::repro,
+    },
 ];
 
 /// The method called `name`, or an error listing the known names.
