@@ -305,9 +305,10 @@ pub fn repro(opts: &ReproOptions) -> Result<Report, String> {
         "λ",
         "η",
         "schedule",
-        "entered box at step",
+        "‖x‖∞ ≤ 1/λ from step",
+        "coordinates that entered the box",
         "worst per-step excess (ulps)",
-        "worst box excess after entry (ulps)",
+        "worst excess over 1/λ after a coordinate entered (ulps)",
     ]);
     let mut fig = Figure::new(
         "box_norms",
