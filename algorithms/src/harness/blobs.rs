@@ -114,7 +114,7 @@ pub fn blobs(spec: &BlobSpec) -> Result<(Blobs, Blobs), String> {
             "blobs: need >= 2 classes, dim >= 1 and >= 1 training sample per class, got {spec:?}"
         ));
     }
-    if !(spec.separation.is_finite() && spec.separation > 0.0) || !(0.0..1.0).contains(&spec.label_noise) {
+    if !(spec.separation.is_finite() && spec.separation > 0.0 && (0.0..1.0).contains(&spec.label_noise)) {
         return Err(format!(
             "blobs: separation must be > 0 and label_noise in [0, 1), got {} and {}",
             spec.separation, spec.label_noise

@@ -69,7 +69,7 @@ pub fn si_blurry(spec: &StreamSpec) -> Result<Stream, String> {
             spec.tasks, spec.classes
         ));
     }
-    if !(spec.imbalance.is_finite() && spec.imbalance >= 1.0) || !(0.0..1.0).contains(&spec.blurry) {
+    if !(spec.imbalance.is_finite() && spec.imbalance >= 1.0 && (0.0..1.0).contains(&spec.blurry)) {
         return Err(format!(
             "si_blurry: imbalance must be >= 1 and blurry in [0, 1), got {} and {}",
             spec.imbalance, spec.blurry
