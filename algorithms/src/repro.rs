@@ -53,6 +53,31 @@ pub struct Method {
 /// Every method `cargo xtask repro` knows, in the order `all` runs them.
 pub const METHODS: &[Method] = &[
     Method {
+        name: "lion_box",
+        paper: "[157] Lion as box-constrained optimization",
+        run: crate::lion_box::repro,
+    },
+    Method {
+        name: "decoupled_wd",
+        paper: "[400] Decoupled weight decay (AdamW vs Adam-L2)",
+        run: crate::decoupled_wd::repro,
+    },
+    Method {
+        name: "convex_relu",
+        paper: "[161] Convex two-layer ReLU training",
+        run: crate::convex_relu_demo::repro,
+    },
+    Method {
+        name: "softmax_masking",
+        paper: "[369] Softmax masking in class-incremental learning",
+        run: crate::softmax_masking::repro,
+    },
+    Method {
+        name: "logit_masking",
+        paper: "[52] Instance-wise logit masking on a blurry stream",
+        run: crate::logit_masking::repro,
+    },
+    Method {
         name: "stability_proxies",
         paper: "[28] Small-scale proxies for large-scale Transformer training instabilities",
         run: crate::stability_proxies::repro,
