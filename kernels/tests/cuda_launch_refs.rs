@@ -12,6 +12,8 @@ use kernels::cuda::{compile, nvrtc_available, source, Arch, CompileOptions, Kern
 fn launched() -> Vec<KernelRef> {
     let mut all = kernels::elementwise::cuda::all_kernels();
     all.extend(kernels::cuda::gemm::TILED_KERNELS);
+    all.extend(kernels::attention::cuda::all_kernels());
+    all.extend(kernels::masked_xent::cuda::all_kernels());
     all
 }
 

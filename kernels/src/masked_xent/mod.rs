@@ -53,6 +53,7 @@
 //!   `IndexOutOfRange`, the CUDA kernel sets an error flag instead of reading out of bounds.
 
 pub mod cpu;
+pub mod cuda;
 pub mod launch;
 pub mod mask;
 
