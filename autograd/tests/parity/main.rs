@@ -6,6 +6,8 @@
 //! Skips with a printed reason where there is no GPU; `REQUIRE_CUDA=1` turns the skip into a
 //! failure (the GPU machine's run script sets it).
 
+mod attention;
+mod attention_bf16;
 mod bf16;
 mod common;
 mod elementwise;
