@@ -23,6 +23,8 @@ use kernels::masked_xent::{cpu as k, XentOptions};
 pub use kernels::masked_xent::{ClassMask, ClassRange};
 use kernels::reduce::cpu::sum;
 
+mod cuda;
+
 /// Options of [`Tensor::cross_entropy_with`]. Per row r with target t and A allowed classes:
 ///
 /// `loss_r = (1 − p_t)^γ · (lse − (1 − ε)·z̃_t − ε·mean_{allowed} x) + λ·lse²`
@@ -286,6 +288,9 @@ impl Tensor {
         opts.mask
             .check(rows, classes)
             .map_err(|why| bad(OP, format!("{why} (logits {:?})", self.shape())))?;
+        if self.cuda_data().is_some() {
+            return cuda::cross_entropy(self, targets, opts, rows, classes);
+        }
         let t = targets.with_slice(|t: &[i64]| t.to_vec())?;
         check_targets(OP, &t, classes, opts)?;
         let kopts = XentOptions {

@@ -12,5 +12,6 @@ mod bf16;
 mod common;
 mod elementwise;
 mod layout;
+mod masked_xent;
 mod matmul;
 mod memory;
