@@ -14,6 +14,7 @@ fn launched() -> Vec<KernelRef> {
     all.extend(kernels::cuda::gemm::TILED_KERNELS);
     all.extend(kernels::attention::cuda::all_kernels());
     all.extend(kernels::masked_xent::cuda::all_kernels());
+    all.extend(kernels::optim::cuda::all_kernels());
     all
 }
 

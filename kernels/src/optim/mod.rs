@@ -31,6 +31,7 @@
 
 pub mod config;
 pub mod cpu;
+pub mod cuda;
 pub mod elem;
 pub mod launch;
 
