@@ -27,7 +27,10 @@ fn uniform(shape: &[usize], seed: u64) -> Tensor {
 fn close_scaled(what: &str, cpu: &Tensor, gpu: &Tensor) {
     assert_eq!(cpu.shape(), gpu.shape(), "{what}: shapes");
     let (c, g) = (cpu.to_vec_f64().unwrap(), gpu.to_vec_f64().unwrap());
-    let scale = c.iter().filter(|v| v.is_finite()).fold(0.0f64, |m, v| m.max(v.abs()));
+    let scale = c
+        .iter()
+        .filter(|v| v.is_finite())
+        .fold(0.0f64, |m, v| m.max(v.abs()));
     assert_close(what, &c, &g, RTOL, SCALED_ATOL * scale.max(1e-3));
 }
 
@@ -46,8 +49,13 @@ struct Case {
 
 fn bool_mask(c: &Case, dev: Device) -> Tensor {
     // A pseudo-random pattern broadcast over heads: [B, 1, nq, nk].
-    let v: Vec<u8> = (0..c.b * c.nq * c.nk).map(|i| ((i * 7919 + 13) % 5 != 0) as u8).collect();
-    Tensor::from_vec(v, &[c.b, 1, c.nq, c.nk], Device::Cpu).unwrap().to_device(dev).unwrap()
+    let v: Vec<u8> = (0..c.b * c.nq * c.nk)
+        .map(|i| ((i * 7919 + 13) % 5 != 0) as u8)
+        .collect();
+    Tensor::from_vec(v, &[c.b, 1, c.nq, c.nk], Device::Cpu)
+        .unwrap()
+        .to_device(dev)
+        .unwrap()
 }
 
 fn bias(c: &Case, dev: Device) -> Tensor {
@@ -58,12 +66,17 @@ fn bias(c: &Case, dev: Device) -> Tensor {
             -0.05 * (h + 1) as f32 * (j as f32 / c.nk.max(1) as f32)
         })
         .collect();
-    Tensor::from_vec(v, &[c.h, c.nq, c.nk], Device::Cpu).unwrap().to_device(dev).unwrap()
+    Tensor::from_vec(v, &[c.h, c.nq, c.nk], Device::Cpu)
+        .unwrap()
+        .to_device(dev)
+        .unwrap()
 }
 
 fn lengths(c: &Case) -> Vec<usize> {
     // Batch row 0 keeps every key, the others fewer; never more than nk.
-    (0..c.b).map(|b| if b == 0 { c.nk } else { (c.nk * 2 / 3).max(1) }).collect()
+    (0..c.b)
+        .map(|b| if b == 0 { c.nk } else { (c.nk * 2 / 3).max(1) })
+        .collect()
 }
 
 fn mask_kinds() -> Vec<(&'static str, fn(&Case, Device) -> AttentionMask)> {
@@ -132,8 +145,18 @@ fn run_case(c: &Case, dev: Device) -> [Tensor; 5] {
 
 #[test]
 fn attention_f32_every_mask_kind_and_awkward_lengths() {
-    let Some(dev) = cuda_or_skip("attention f32 parity") else { return };
-    let lens = [(1, 1), (17, 17), (63, 65), (65, 63), (300, 300), (17, 300), (300, 17)];
+    let Some(dev) = cuda_or_skip("attention f32 parity") else {
+        return;
+    };
+    let lens = [
+        (1, 1),
+        (17, 17),
+        (63, 65),
+        (65, 63),
+        (300, 300),
+        (17, 300),
+        (300, 17),
+    ];
     for (mask_name, mask) in mask_kinds() {
         for (i, &(nq, nk)) in lens.iter().enumerate() {
             // Head dims and head layouts rotate over the lengths so every combination of mask
@@ -161,7 +184,9 @@ fn all_zero(t: &Tensor, range: std::ops::Range<usize>) -> bool {
 
 #[test]
 fn attention_fully_masked_rows_are_exact_zeros_on_cuda() {
-    let Some(dev) = cuda_or_skip("attention fully masked rows") else { return };
+    let Some(dev) = cuda_or_skip("attention fully masked rows") else {
+        return;
+    };
     // Batch row 1 has no valid key (padding length 0): all its rows are fully masked. With
     // nq = 1 = nk, the diagonal mask masks the only key of every row.
     let cases: [Case; 2] = [
@@ -200,7 +225,9 @@ fn attention_fully_masked_rows_are_exact_zeros_on_cuda() {
         let rows = c.h * c.nq;
         let l = lse.to_vec_f64().unwrap();
         assert!(
-            l[masked_b * rows..(masked_b + 1) * rows].iter().all(|&v| v == f64::NEG_INFINITY),
+            l[masked_b * rows..(masked_b + 1) * rows]
+                .iter()
+                .all(|&v| v == f64::NEG_INFINITY),
             "{}: lse of fully masked rows is -inf",
             c.name
         );
@@ -209,12 +236,17 @@ fn attention_fully_masked_rows_are_exact_zeros_on_cuda() {
 
 #[test]
 fn attention_cuda_limits_are_clear_errors() {
-    let Some(dev) = cuda_or_skip("attention CUDA limits") else { return };
+    let Some(dev) = cuda_or_skip("attention CUDA limits") else {
+        return;
+    };
     let t = |shape: &[usize], seed| uniform(shape, seed).to_device(dev).unwrap();
     // A head dim without a kernel instance.
     let q = t(&[1, 1, 4, 48], 1);
     match attention(&q, &q, &q, &AttentionMask::none(), None) {
-        Err(Error::InvalidArgument { op: "attention", reason }) => assert!(reason.contains("48"), "{reason}"),
+        Err(Error::InvalidArgument {
+            op: "attention",
+            reason,
+        }) => assert!(reason.contains("48"), "{reason}"),
         other => panic!("head dim 48 on CUDA: {other:?}"),
     }
     // A bias that wants a gradient: the kernels have no dbias.

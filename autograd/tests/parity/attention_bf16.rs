@@ -23,14 +23,24 @@ fn round(v: &[f32]) -> (Vec<bf16>, Vec<f32>) {
 }
 
 fn values(n: usize, seed: u64) -> Vec<f32> {
-    let t = autograd::Tensor::rand_uniform(&[n], -1.0, 1.0, autograd::DType::F32, autograd::Device::Cpu, &mut rng(seed))
-        .unwrap();
+    let t = autograd::Tensor::rand_uniform(
+        &[n],
+        -1.0,
+        1.0,
+        autograd::DType::F32,
+        autograd::Device::Cpu,
+        &mut rng(seed),
+    )
+    .unwrap();
     t.to_vec::<f32>().unwrap()
 }
 
 fn close(what: &str, cpu: &[f32], gpu: &[f64]) {
     let c: Vec<f64> = cpu.iter().map(|&v| v as f64).collect();
-    let scale = c.iter().filter(|v| v.is_finite()).fold(0.0f64, |m, v| m.max(v.abs()));
+    let scale = c
+        .iter()
+        .filter(|v| v.is_finite())
+        .fold(0.0f64, |m, v| m.max(v.abs()));
     assert_close(what, &c, gpu, 1e-2, 1e-2 * scale.max(1e-3));
 }
 
@@ -109,7 +119,13 @@ fn check_one(dev: &CudaDevice, name: &str, s: AttnShape, m: &MaskSpec) {
         dev.alloc(s.kv_elems() * 2).unwrap(),
     );
     let delta = dev.alloc(s.rows() * 4).unwrap();
-    let st = |h: usize, n: usize| [(h * n * s.head_dim) as i64, (n * s.head_dim) as i64, s.head_dim as i64];
+    let st = |h: usize, n: usize| {
+        [
+            (h * n * s.head_dim) as i64,
+            (n * s.head_dim) as i64,
+            s.head_dim as i64,
+        ]
+    };
     let params = AttnParams {
         q: q.ptr(),
         k: k.ptr(),
@@ -145,7 +161,11 @@ fn check_one(dev: &CudaDevice, name: &str, s: AttnShape, m: &MaskSpec) {
     unsafe { attn::forward(dev, AttnDtype::Bf16, &s, &params) }.unwrap();
     unsafe { attn::backward(dev, AttnDtype::Bf16, &s, &params) }.unwrap();
 
-    close(&format!("{name} out"), &f.out, &download_bf16(dev, &out, s.q_elems()));
+    close(
+        &format!("{name} out"),
+        &f.out,
+        &download_bf16(dev, &out, s.q_elems()),
+    );
     let lse_gpu = download_f32(dev, &lse, s.rows());
     // lse and max_logit are f32 statistics of bf16 inputs: f32 accuracy, but P·V and the
     // logits came from bf16 operands on both sides, so only summation order differs.
@@ -159,14 +179,28 @@ fn check_one(dev: &CudaDevice, name: &str, s: AttnShape, m: &MaskSpec) {
         1e-4,
         1e-4,
     );
-    close(&format!("{name} dq"), &g.dq, &download_bf16(dev, &dq, s.q_elems()));
-    close(&format!("{name} dk"), &g.dk, &download_bf16(dev, &dk, s.kv_elems()));
-    close(&format!("{name} dv"), &g.dv, &download_bf16(dev, &dv, s.kv_elems()));
+    close(
+        &format!("{name} dq"),
+        &g.dq,
+        &download_bf16(dev, &dq, s.q_elems()),
+    );
+    close(
+        &format!("{name} dk"),
+        &g.dk,
+        &download_bf16(dev, &dk, s.kv_elems()),
+    );
+    close(
+        &format!("{name} dv"),
+        &g.dv,
+        &download_bf16(dev, &dv, s.kv_elems()),
+    );
 }
 
 #[test]
 fn attention_bf16_kernels_against_the_cpu() {
-    let Some(_) = cuda_or_skip("attention bf16 parity") else { return };
+    let Some(_) = cuda_or_skip("attention bf16 parity") else {
+        return;
+    };
     let dev = CudaDevice::get(0).unwrap();
     let lens = [(1, 1), (17, 17), (63, 65), (65, 63), (300, 300), (17, 300)];
     for (i, &(nq, nk)) in lens.iter().enumerate() {
@@ -183,22 +217,84 @@ fn attention_bf16_kernels_against_the_cpu() {
         let bm: Vec<u8> = (0..2 * nq * nk).map(|i| (i % 7 != 3) as u8).collect();
         let bias: Vec<f32> = (0..h * nq * nk).map(|i| -0.02 * (i % 11) as f32).collect();
         let specs = [
-            ("none", MaskSpec { causal: false, diagonal: false, lengths: None, bool_mask: None, bias: None }),
-            ("causal", MaskSpec { causal: true, diagonal: false, lengths: None, bool_mask: None, bias: None }),
-            ("diagonal", MaskSpec { causal: false, diagonal: true, lengths: None, bool_mask: None, bias: None }),
+            (
+                "none",
+                MaskSpec {
+                    causal: false,
+                    diagonal: false,
+                    lengths: None,
+                    bool_mask: None,
+                    bias: None,
+                },
+            ),
+            (
+                "causal",
+                MaskSpec {
+                    causal: true,
+                    diagonal: false,
+                    lengths: None,
+                    bool_mask: None,
+                    bias: None,
+                },
+            ),
+            (
+                "diagonal",
+                MaskSpec {
+                    causal: false,
+                    diagonal: true,
+                    lengths: None,
+                    bool_mask: None,
+                    bias: None,
+                },
+            ),
             (
                 "padding",
-                MaskSpec { causal: false, diagonal: false, lengths: Some(vec![nk, nk / 2]), bool_mask: None, bias: None },
+                MaskSpec {
+                    causal: false,
+                    diagonal: false,
+                    lengths: Some(vec![nk, nk / 2]),
+                    bool_mask: None,
+                    bias: None,
+                },
             ),
-            ("bool", MaskSpec { causal: false, diagonal: false, lengths: None, bool_mask: Some(bm.clone()), bias: None }),
-            ("bias", MaskSpec { causal: false, diagonal: false, lengths: None, bool_mask: None, bias: Some(bias.clone()) }),
+            (
+                "bool",
+                MaskSpec {
+                    causal: false,
+                    diagonal: false,
+                    lengths: None,
+                    bool_mask: Some(bm.clone()),
+                    bias: None,
+                },
+            ),
+            (
+                "bias",
+                MaskSpec {
+                    causal: false,
+                    diagonal: false,
+                    lengths: None,
+                    bool_mask: None,
+                    bias: Some(bias.clone()),
+                },
+            ),
             (
                 "all",
-                MaskSpec { causal: true, diagonal: true, lengths: Some(vec![nk, nk / 2]), bool_mask: Some(bm), bias: Some(bias) },
+                MaskSpec {
+                    causal: true,
+                    diagonal: true,
+                    lengths: Some(vec![nk, nk / 2]),
+                    bool_mask: Some(bm),
+                    bias: Some(bias),
+                },
             ),
         ];
         for (mname, spec) in &specs {
-            check_one(&dev, &format!("bf16 {mname} nq={nq} nk={nk} D={d} H={h}/{hkv}"), s, spec);
+            check_one(
+                &dev,
+                &format!("bf16 {mname} nq={nq} nk={nk} D={d} H={h}/{hkv}"),
+                s,
+                spec,
+            );
         }
     }
 }

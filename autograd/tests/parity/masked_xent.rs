@@ -19,12 +19,23 @@ use kernels::masked_xent::launch::XentParams;
 use kernels::masked_xent::XentOptions;
 
 fn close_scaled(what: &str, cpu: &[f64], gpu: &[f64], rtol: f64) {
-    let scale = cpu.iter().filter(|v| v.is_finite()).fold(0.0f64, |m, v| m.max(v.abs()));
+    let scale = cpu
+        .iter()
+        .filter(|v| v.is_finite())
+        .fold(0.0f64, |m, v| m.max(v.abs()));
     assert_close(what, cpu, gpu, rtol, rtol * scale.max(1e-3));
 }
 
 fn logits(rows: usize, classes: usize, seed: u64) -> Tensor {
-    Tensor::rand_uniform(&[rows, classes], -4.0, 4.0, DType::F32, Device::Cpu, &mut rng(seed)).unwrap()
+    Tensor::rand_uniform(
+        &[rows, classes],
+        -4.0,
+        4.0,
+        DType::F32,
+        Device::Cpu,
+        &mut rng(seed),
+    )
+    .unwrap()
 }
 
 /// Targets allowed by `mask`: the first allowed class at or after a pseudo-random start.
@@ -44,8 +55,12 @@ fn targets(rows: usize, classes: usize, mask: &ClassMask, ignore: Option<i64>) -
 }
 
 fn masks(rows: usize, classes: usize) -> Vec<(&'static str, ClassMask)> {
-    let dense: Vec<bool> = (0..rows * classes).map(|i| i % 3 != 1 || i % classes == 0).collect();
-    let ranges: Vec<(usize, usize)> = (0..rows).map(|r| (r % 2, classes - (r % 3).min(classes - 1 - r % 2))).collect();
+    let dense: Vec<bool> = (0..rows * classes)
+        .map(|i| i % 3 != 1 || i % classes == 0)
+        .collect();
+    let ranges: Vec<(usize, usize)> = (0..rows)
+        .map(|r| (r % 2, classes - (r % 3).min(classes - 1 - r % 2)))
+        .collect();
     let lists: Vec<Vec<usize>> = vec![(0..classes).filter(|c| c % 4 != 2).collect()];
     vec![
         ("all", ClassMask::All),
@@ -59,10 +74,16 @@ fn run(dev: Device, name: &str, x: &Tensor, t: &[i64], opts: &CrossEntropyOption
     let mut outs = Vec::new();
     for device in [Device::Cpu, dev] {
         let xd = x.to_device(device).unwrap().set_requires_grad(true);
-        let td = Tensor::from_vec(t.to_vec(), &[t.len()], Device::Cpu).unwrap().to_device(device).unwrap();
-        let o = xd.cross_entropy_with(&td, opts).unwrap_or_else(|e| panic!("{name} on {device}: {e}"));
+        let td = Tensor::from_vec(t.to_vec(), &[t.len()], Device::Cpu)
+            .unwrap()
+            .to_device(device)
+            .unwrap();
+        let o = xd
+            .cross_entropy_with(&td, opts)
+            .unwrap_or_else(|e| panic!("{name} on {device}: {e}"));
         assert_eq!(o.loss.device(), device);
-        let seed = Tensor::rand_uniform(o.loss.shape(), 0.5, 1.5, DType::F32, Device::Cpu, &mut rng(3)).unwrap();
+        let seed =
+            Tensor::rand_uniform(o.loss.shape(), 0.5, 1.5, DType::F32, Device::Cpu, &mut rng(3)).unwrap();
         let grads = o.loss.backward_with(&seed.to_device(device).unwrap()).unwrap();
         let dx = grads.get(&xd).unwrap().to_vec_f64().unwrap();
         outs.push((o.loss.to_vec_f64().unwrap(), o.lse.to_vec_f64().unwrap(), dx));
@@ -84,7 +105,9 @@ fn run(dev: Device, name: &str, x: &Tensor, t: &[i64], opts: &CrossEntropyOption
 
 #[test]
 fn masked_xent_every_option_and_encoding() {
-    let Some(dev) = cuda_or_skip("masked cross-entropy parity") else { return };
+    let Some(dev) = cuda_or_skip("masked cross-entropy parity") else {
+        return;
+    };
     for &(rows, classes) in &[(1, 5), (17, 1000), (300, 33)] {
         let x = logits(rows, classes, (rows * classes) as u64);
         for (mname, mask) in masks(rows, classes) {
@@ -120,7 +143,9 @@ fn masked_xent_every_option_and_encoding() {
 
 #[test]
 fn masked_xent_256k_vocabulary() {
-    let Some(dev) = cuda_or_skip("masked cross-entropy 256k") else { return };
+    let Some(dev) = cuda_or_skip("masked cross-entropy 256k") else {
+        return;
+    };
     let (rows, classes) = (4, 262_144);
     let x = logits(rows, classes, 5);
     let ranges = ClassMask::ranges(&[(0, classes), (1000, 200_000), (0, 1), (131_072, classes)]);
@@ -138,16 +163,27 @@ fn masked_xent_256k_vocabulary() {
 
 #[test]
 fn masked_xent_bad_input_on_cuda_matches_the_cpu_errors() {
-    let Some(dev) = cuda_or_skip("masked cross-entropy errors") else { return };
+    let Some(dev) = cuda_or_skip("masked cross-entropy errors") else {
+        return;
+    };
     let mut v = logits(3, 8, 9).to_vec::<f32>().unwrap();
     v[8 + 2] = f32::NAN; // row 1, an allowed class
-    let x = Tensor::from_vec(v, &[3, 8], Device::Cpu).unwrap().to_device(dev).unwrap();
-    let t = Tensor::from_vec(vec![0i64, 1, 2], &[3], Device::Cpu).unwrap().to_device(dev).unwrap();
+    let x = Tensor::from_vec(v, &[3, 8], Device::Cpu)
+        .unwrap()
+        .to_device(dev)
+        .unwrap();
+    let t = Tensor::from_vec(vec![0i64, 1, 2], &[3], Device::Cpu)
+        .unwrap()
+        .to_device(dev)
+        .unwrap();
     match x.cross_entropy_with(&t, &CrossEntropyOptions::default()) {
         Err(Error::InvalidArgument { reason, .. }) => assert!(reason.contains("row 1"), "{reason}"),
         other => panic!("NaN logit on CUDA: {other:?}"),
     }
-    let bad = Tensor::from_vec(vec![0i64, 9, 2], &[3], Device::Cpu).unwrap().to_device(dev).unwrap();
+    let bad = Tensor::from_vec(vec![0i64, 9, 2], &[3], Device::Cpu)
+        .unwrap()
+        .to_device(dev)
+        .unwrap();
     assert!(matches!(
         x.cross_entropy_with(&bad, &CrossEntropyOptions::default()),
         Err(Error::IndexOutOfRange { index: 9, .. })
@@ -158,10 +194,17 @@ fn masked_xent_bad_input_on_cuda_matches_the_cpu_errors() {
 /// tolerances; dx is rounded to bf16 once (1e-2: two bf16 ulps, as `bf16.rs`).
 #[test]
 fn masked_xent_bf16_kernels() {
-    let Some(_) = cuda_or_skip("masked cross-entropy bf16") else { return };
+    let Some(_) = cuda_or_skip("masked cross-entropy bf16") else {
+        return;
+    };
     let dev = CudaDevice::get(0).unwrap();
     let (rows, classes) = (33, 3000);
-    let xb: Vec<bf16> = logits(rows, classes, 21).to_vec::<f32>().unwrap().iter().map(|&v| bf16::from_f32(v)).collect();
+    let xb: Vec<bf16> = logits(rows, classes, 21)
+        .to_vec::<f32>()
+        .unwrap()
+        .iter()
+        .map(|&v| bf16::from_f32(v))
+        .collect();
     let xf: Vec<f32> = xb.iter().map(|v| v.to_f32()).collect();
     for (mname, mask) in masks(rows, classes) {
         let opts = XentOptions {
@@ -178,7 +221,11 @@ fn masked_xent_bf16_kernels() {
         let mask_buf = (!bytes.is_empty()).then(|| dev.upload(&bytes).unwrap());
         let xd = dev.upload(&xb).unwrap();
         let td = dev.upload(&t).unwrap();
-        let (loss, lse, coef) = (dev.alloc(rows * 4).unwrap(), dev.alloc(rows * 4).unwrap(), dev.alloc(rows * 12).unwrap());
+        let (loss, lse, coef) = (
+            dev.alloc(rows * 4).unwrap(),
+            dev.alloc(rows * 4).unwrap(),
+            dev.alloc(rows * 12).unwrap(),
+        );
         let status = dev.upload(&xent::STATUS_INIT).unwrap();
         let b = xent::ForwardBuffers {
             x: xd.ptr(),
@@ -214,7 +261,9 @@ fn masked_xent_bf16_kernels() {
         dev.copy_to_host(&dx, 0, &mut gd).unwrap();
         let gd: Vec<f64> = gd.iter().map(|v| v.to_f64()).collect();
         let ones = vec![1.0f32; rows];
-        let cd = kernels::masked_xent::cpu::cross_entropy_backward(&xf, &t, classes, &mask, &cpu.lse, &cpu.coef, &ones);
+        let cd = kernels::masked_xent::cpu::cross_entropy_backward(
+            &xf, &t, classes, &mask, &cpu.lse, &cpu.coef, &ones,
+        );
         let cd: Vec<f64> = cd.iter().map(|&v| bf16::from_f32(v).to_f64()).collect();
         close_scaled(&format!("bf16 {mname} dx"), &cd, &gd, 1e-2);
     }

@@ -159,7 +159,12 @@ fn check_params(shape: &AttnShape, p: &AttnParams) -> Result<(), CudaError> {
 /// Every non-null pointer in `p` is live device memory of `dev` holding what the strides and
 /// `shape` reach, of `dtype` (q, k, v, out, bias), u8 (mask), i32 (key lengths, each <= nk)
 /// or f32 (lse `[B, H, nq]`, max_logit `[B, H]` pre-filled with -inf).
-pub unsafe fn forward(dev: &CudaDevice, dtype: AttnDtype, shape: &AttnShape, p: &AttnParams) -> Result<(), CudaError> {
+pub unsafe fn forward(
+    dev: &CudaDevice,
+    dtype: AttnDtype,
+    shape: &AttnShape,
+    p: &AttnParams,
+) -> Result<(), CudaError> {
     check_params(shape, p)?;
     for (what, ptr, strides) in [
         ("q", p.q, p.q_stride),
@@ -178,7 +183,12 @@ pub unsafe fn forward(dev: &CudaDevice, dtype: AttnDtype, shape: &AttnShape, p: 
 /// # Safety
 /// As [`forward`], plus: `out` and `lse` are the forward's for these inputs, `dout` has out's
 /// strides, `delta` is f32 `[B, H, nq]`, and dq/dk/dv have the strides of q/k/v.
-pub unsafe fn backward(dev: &CudaDevice, dtype: AttnDtype, shape: &AttnShape, p: &AttnParams) -> Result<(), CudaError> {
+pub unsafe fn backward(
+    dev: &CudaDevice,
+    dtype: AttnDtype,
+    shape: &AttnShape,
+    p: &AttnParams,
+) -> Result<(), CudaError> {
     check_params(shape, p)?;
     for (what, ptr, strides) in [
         ("q", p.q, p.q_stride),

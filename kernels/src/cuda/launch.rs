@@ -323,7 +323,10 @@ mod tests {
         assert_eq!(ptx_kind(arg.kind()), "b8[16]");
         let Arg::Struct(block) = arg else { unreachable!() };
         // SAFETY: the first 12 bytes were copied from initialized fields.
-        let first: Vec<u8> = block.bytes.0[..12].iter().map(|b| unsafe { b.assume_init() }).collect();
+        let first: Vec<u8> = block.bytes.0[..12]
+            .iter()
+            .map(|b| unsafe { b.assume_init() })
+            .collect();
         assert_eq!(&first[..8], &7u64.to_ne_bytes());
         assert_eq!(&first[8..], &1.5f32.to_ne_bytes());
         assert_eq!(ptx_kind(ArgKind::I32), "u32");

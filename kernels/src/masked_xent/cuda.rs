@@ -74,7 +74,11 @@ pub fn mask_bytes(mask: &ClassMask) -> Vec<u8> {
     match mask {
         ClassMask::All => Vec::new(),
         ClassMask::Dense { allowed, .. } => allowed.to_vec(),
-        ClassMask::Ranges(r) => r.iter().flat_map(|c| [c.lo.to_ne_bytes(), c.hi.to_ne_bytes()]).flatten().collect(),
+        ClassMask::Ranges(r) => r
+            .iter()
+            .flat_map(|c| [c.lo.to_ne_bytes(), c.hi.to_ne_bytes()])
+            .flatten()
+            .collect(),
         ClassMask::Bitset { bits, .. } => bits.iter().flat_map(|w| w.to_ne_bytes()).collect(),
     }
 }
@@ -106,7 +110,12 @@ pub struct ForwardBuffers {
 /// # Safety
 /// Every address is live device memory of `dev` with the sizes documented on
 /// [`ForwardBuffers`] for `p`, and `p` was built for this mask and these sizes.
-pub unsafe fn forward(dev: &CudaDevice, dt: FloatType, p: &XentParams, b: &ForwardBuffers) -> Result<(), CudaError> {
+pub unsafe fn forward(
+    dev: &CudaDevice,
+    dt: FloatType,
+    p: &XentParams,
+    b: &ForwardBuffers,
+) -> Result<(), CudaError> {
     let l = row_launch(p.rows as usize, p.classes as usize, dt.size_in_bytes());
     let args = [
         Arg::Ptr(b.x),
@@ -166,7 +175,12 @@ pub struct BackwardBuffers {
 ///
 /// # Safety
 /// As [`forward`]; `lse` and `coef` are that forward's outputs.
-pub unsafe fn backward(dev: &CudaDevice, dt: FloatType, p: &XentParams, b: &BackwardBuffers) -> Result<(), CudaError> {
+pub unsafe fn backward(
+    dev: &CudaDevice,
+    dt: FloatType,
+    p: &XentParams,
+    b: &BackwardBuffers,
+) -> Result<(), CudaError> {
     let l = row_launch(p.rows as usize, p.classes as usize, dt.size_in_bytes());
     let args = [
         Arg::Ptr(b.x),
@@ -214,7 +228,13 @@ pub unsafe fn softmax_backward(
     dx: u64,
 ) -> Result<(), CudaError> {
     let l = row_launch(p.rows as usize, p.classes as usize, dt.size_in_bytes());
-    let args = [Arg::Ptr(y), Arg::Ptr(g), Arg::Ptr(mask), Arg::Ptr(dx), Arg::from_struct(p)];
+    let args = [
+        Arg::Ptr(y),
+        Arg::Ptr(g),
+        Arg::Ptr(mask),
+        Arg::Ptr(dx),
+        Arg::from_struct(p),
+    ];
     launch(dev, &pick(dt, SM_BWD_F32, SM_BWD_BF16), config(l), &args)
 }
 

@@ -82,8 +82,9 @@ impl GroupTables {
     /// here) and uploads both tables.
     pub fn upload(dev: &CudaDevice, tensors: &[OptimTensor]) -> Result<GroupTables, CudaError> {
         let numels: Vec<usize> = tensors.iter().map(|t| t.numel.max(0) as usize).collect();
-        let plan = plan_chunks(&numels, CHUNK_SIZE)
-            .ok_or_else(|| CudaError::Driver(format!("optimizer step: {} chunks do not fit i32", numels.len())))?;
+        let plan = plan_chunks(&numels, CHUNK_SIZE).ok_or_else(|| {
+            CudaError::Driver(format!("optimizer step: {} chunks do not fit i32", numels.len()))
+        })?;
         let mut table = tensors.to_vec();
         for (t, &(first, count)) in table.iter_mut().zip(&plan.ranges) {
             t.first_chunk = first;
@@ -152,7 +153,13 @@ pub unsafe fn adamw(
     t: &GroupTables,
     grad_scale: u64,
 ) -> Result<(), CudaError> {
-    step(dev, pick(ADAMW_K, dt), Arg::from_struct(cfg), t, &[Arg::Ptr(grad_scale)])
+    step(
+        dev,
+        pick(ADAMW_K, dt),
+        Arg::from_struct(cfg),
+        t,
+        &[Arg::Ptr(grad_scale)],
+    )
 }
 
 /// Lion / Signum / signSGD (state0 = m, or 0 for no momentum), sign or Huber κ. The ℓ2 κ
@@ -188,7 +195,13 @@ pub unsafe fn sgd(
     t: &GroupTables,
     grad_scale: u64,
 ) -> Result<(), CudaError> {
-    step(dev, pick(SGD_K, dt), Arg::from_struct(cfg), t, &[Arg::Ptr(grad_scale)])
+    step(
+        dev,
+        pick(SGD_K, dt),
+        Arg::from_struct(cfg),
+        t,
+        &[Arg::Ptr(grad_scale)],
+    )
 }
 
 #[cfg(test)]

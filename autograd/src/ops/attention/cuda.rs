@@ -128,7 +128,10 @@ pub(super) fn attention(
         scale: checked.scale as f32,
         ..AttnParams::default()
     };
-    if [sh.q_len, sh.kv_len, sh.batch * sh.heads].iter().any(|&n| n > i32::MAX as usize) {
+    if [sh.q_len, sh.kv_len, sh.batch * sh.heads]
+        .iter()
+        .any(|&n| n > i32::MAX as usize)
+    {
         return Err(Error::InvalidArgument {
             op: OP,
             reason: format!("sizes {sh:?} exceed the CUDA kernels' 32-bit row indices"),
@@ -194,7 +197,11 @@ pub(super) fn attention(
         // SAFETY: as in the forward; out and lse are the forward's outputs for these inputs,
         // and dout, dq, dk, dv, delta are contiguous with the shapes the strides describe.
         unsafe { attn::backward(&dev, AttnDtype::F32, &sh, &p) }.map_err(cuda_err(OP))?;
-        let mut result = vec![needs[0].then_some(dq), needs[1].then_some(dk), needs[2].then_some(dv)];
+        let mut result = vec![
+            needs[0].then_some(dq),
+            needs[1].then_some(dk),
+            needs[2].then_some(dv),
+        ];
         if inputs.bias.is_some() {
             result.push(None);
         }
