@@ -126,7 +126,10 @@ fn masked_softmax_op(kind: Kind, x: &Tensor, axis: isize, mask: &ClassMask, m: f
     check_mask_value(op, m)?;
     if x.cuda_data().is_some() {
         // Launchers exist (kernels::masked_xent::cuda::softmax_*), the op does not use them yet.
-        return Err(Error::NotImplementedOnDevice { op, device: x.device() });
+        return Err(Error::NotImplementedOnDevice {
+            op,
+            device: x.device(),
+        });
     }
     if x.rank() == 0 {
         normalize_axis(op, axis, 1)?;

@@ -44,8 +44,11 @@ struct Case {
     nq: usize,
     nk: usize,
     d: usize,
-    mask: fn(&Case, Device) -> AttentionMask,
+    mask: MaskFn,
 }
+
+/// Builds a case's mask for a device.
+type MaskFn = fn(&Case, Device) -> AttentionMask;
 
 fn bool_mask(c: &Case, dev: Device) -> Tensor {
     // A pseudo-random pattern broadcast over heads: [B, 1, nq, nk].
@@ -79,7 +82,7 @@ fn lengths(c: &Case) -> Vec<usize> {
         .collect()
 }
 
-fn mask_kinds() -> Vec<(&'static str, fn(&Case, Device) -> AttentionMask)> {
+fn mask_kinds() -> Vec<(&'static str, MaskFn)> {
     vec![
         ("none", |_, _| AttentionMask::none()),
         ("causal", |_, _| AttentionMask::causal()),

@@ -42,8 +42,8 @@ fn logits(rows: usize, classes: usize, seed: u64) -> Tensor {
 fn targets(rows: usize, classes: usize, mask: &ClassMask, ignore: Option<i64>) -> Vec<i64> {
     (0..rows)
         .map(|r| {
-            if ignore.is_some() && r % 5 == 3 {
-                return ignore.unwrap();
+            if let (Some(i), 3) = (ignore, r % 5) {
+                return i;
             }
             let start = (r * 7919 + 11) % classes;
             (0..classes)
