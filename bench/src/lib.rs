@@ -1,5 +1,8 @@
-//! Shared helpers for the criterion benchmarks in `benches/`.
+//! Shared helpers for the criterion benchmarks in `benches/`, and the roofline report behind
+//! `cargo xtask bench` ([`report`], run by the `bench-report` binary).
 
+pub mod crit;
+pub mod report;
 pub mod gpu {
     //! What the CUDA halves of the benches share: finding a GPU (a bench without one prints
     //! why and skips its CUDA groups), uploading f32 data as f32 or bf16, and the device copy

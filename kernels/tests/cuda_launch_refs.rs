@@ -12,6 +12,12 @@ use kernels::cuda::{compile, nvrtc_available, source, Arch, CompileOptions, Kern
 fn launched() -> Vec<KernelRef> {
     let mut all = kernels::elementwise::cuda::all_kernels();
     all.extend(kernels::cuda::gemm::TILED_KERNELS);
+    all.extend(kernels::reduce::cuda::all_kernels());
+    all.extend(kernels::softmax::cuda::all_kernels());
+    all.extend(kernels::norm::cuda::all_kernels());
+    all.extend(kernels::loss::cuda::all_kernels());
+    all.extend(kernels::index::cuda::all_kernels());
+    all.extend(kernels::random::cuda::all_kernels());
     all.extend(kernels::attention::cuda::all_kernels());
     all.extend(kernels::masked_xent::cuda::all_kernels());
     all.extend(kernels::optim::cuda::all_kernels());

@@ -214,7 +214,12 @@ for lib in libcuda.so libnvrtc.so libcublas.so; do
   p="$(ldconfig -p 2>/dev/null | grep -E "$lib" | head -1 | sed 's/.*=> //')"
   [ -n "$p" ] && add "$(dirname "$p")"
 done
-for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib; do [ -d "$d" ] && add "$d"; done
+# The driver's own folder (a read-only mount on the lent machines) in case ldconfig misses it.
+for d in /usr/local/nvidia/lib64 /usr/local/nvidia/lib /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib; do
+  [ -d "$d" ] && add "$d"
+done
+# python3 there is PyTorch's venv (/opt/torch/.venv); its cu13 wheels hold libnvrtc and libcublas.
+for d in /opt/torch/.venv/lib/python3*/site-packages/nvidia/cu13/lib; do [ -d "$d" ] && add "$d"; done
 for py in python3 python; do
   site="$($py -c 'import site,sys; print("\n".join(site.getsitepackages()))' 2>/dev/null)" || continue
   for s in $site; do

@@ -8,6 +8,7 @@ mod convex_relu;
 mod cuda_env;
 mod gpu_bundle;
 mod ptx;
+mod repro;
 mod test;
 mod wheels;
 
@@ -27,8 +28,10 @@ use clap::{Parser, Subcommand};
         cargo xtask test -- --release        extra arguments go to `cargo test --workspace`\n  \
         cargo xtask test -- spill -- --nocapture   (a test-name filter, then libtest flags)\n  \
         cargo xtask ptx --arch sm_90 --out target/ptx\n  \
-        cargo xtask bench --quick --filter matmul\n  \
-        cargo xtask gpu-bundle               binaries + run.sh for a GPU machine, in target/gpu-bundle",
+        cargo xtask bench --quick            the roofline report in about a minute (target/bench/)\n  \
+        cargo xtask bench --criterion --filter matmul\n  \
+        cargo xtask gpu-bundle               binaries + run.sh for a GPU machine, in target/gpu-bundle\n  \
+        cargo xtask repro all --quick        every method's experiment; reports in target/repro/",
     arg_required_else_help = true
 )]
 struct Cli {
@@ -44,7 +47,8 @@ enum Command {
     /// Compile every kernel with NVRTC and print registers, shared memory, spills and PTX size
     /// per kernel and architecture.
     Ptx(ptx::PtxArgs),
-    /// Run the benchmarks (CPU criterion benchmarks for now).
+    /// The roofline report: every kernel family against the machine's ceilings and numpy /
+    /// PyTorch, written to target/bench/ (`--criterion` for the criterion benchmarks).
     Bench(bench::BenchArgs),
     /// Build the release test and bench binaries, strip them, and write them with the CUDA
     /// headers and a run script into one folder to carry to a GPU machine (under 64 MiB).
@@ -52,6 +56,9 @@ enum Command {
     /// Train a two-layer ReLU network globally through its convex reformulation ([161]) on a CSV
     /// file (last column the target) and write the recovered network as JSON.
     ConvexRelu(convex_relu::ConvexReluArgs),
+    /// Run a surveyed method's experiment (or `all`, or `list` them) and write its report with
+    /// figures to target/repro/<method>/.
+    Repro(repro::ReproArgs),
 }
 
 fn main() -> ExitCode {
@@ -63,6 +70,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench::run(args, &root),
         Command::GpuBundle(args) => gpu_bundle::run(args, &root),
         Command::ConvexRelu(args) => convex_relu::run(args),
+        Command::Repro(args) => repro::run(args, &root),
     };
     match result {
         Ok(code) => ExitCode::from(code),

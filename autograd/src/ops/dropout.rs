@@ -33,6 +33,9 @@ fn check_p(op: &'static str, p: f64) -> Result<()> {
 
 /// The masked and scaled copy of `x` (row-major element order of its logical shape).
 fn apply_mask(x: &Tensor, p: f64, seed: u64, offset: u64) -> Result<Tensor> {
+    if x.cuda_data().is_some() {
+        return super::index_cuda::dropout_apply_cuda(x, p, seed, offset);
+    }
     with_float!("dropout", x.dtype(), T => {
         let y = x.with_slice(|v: &[T]| k::apply(v, seed, offset, p))?;
         Ok(Tensor::from_cpu_data(T::wrap(y), x.shape()))

@@ -114,6 +114,9 @@ fn select_along(op: &'static str, x: &Tensor, axis: isize, indices: &Tensor) -> 
     let (outer, size, inner) = split_at_axis(x.shape(), a);
     let mut out_shape = x.0.shape.clone();
     out_shape[a] = indices.numel();
+    if x.cuda_data().is_some() {
+        return super::index_cuda::index_select_cuda(op, x, indices, (outer, size, inner), &out_shape);
+    }
     let out = with_element!(x.dtype(), T => {
         let v = x
             .with_slice(|xs: &[T]| indices.with_slice(|iv: &[i64]| k::index_select(xs, outer, size, inner, iv)))??
@@ -159,6 +162,9 @@ impl Tensor {
         check_index(op, self, index)?;
         let a = normalize_axis(op, axis, self.rank())?;
         check_fits(op, ("the input", self.shape()), index.shape(), a, true)?;
+        if self.cuda_data().is_some() {
+            return super::index_cuda::gather_cuda(self, a, index);
+        }
         let out = with_element!(self.dtype(), T => {
             let v = self
                 .with_slice(|s: &[T]| index.with_slice(|iv: &[i64]| k::gather(s, self.shape(), a, iv, index.shape())))??
@@ -185,7 +191,10 @@ impl Tensor {
         let a = normalize_axis(op, axis, self.rank())?;
         check_fits(op, ("the input", self.shape()), index.shape(), a, true)?;
         check_fits(op, ("src", src.shape()), index.shape(), a, false)?;
-        let out = with_float!(op, self.dtype(), T => {
+        let out = if self.cuda_data().is_some() {
+            super::index_cuda::scatter_add_forward_cuda(self, a, index, src)?
+        } else {
+            with_float!(op, self.dtype(), T => {
             let mut dst: Vec<T> = self.to_vec()?;
             src.with_slice(|s: &[T]| {
                 index.with_slice(|iv: &[i64]| {
@@ -194,7 +203,8 @@ impl Tensor {
             })??
             .map_err(out_of_range(op))?;
             Tensor::from_cpu_data(T::wrap(dst), self.shape())
-        });
+            })
+        };
         let (ix, src_shape) = (index.detach(), src.0.shape.clone());
         Ok(record("scatter_add", &[self, src], out, move |g, needs| {
             let dsrc = if needs[1] {

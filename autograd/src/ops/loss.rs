@@ -108,6 +108,9 @@ impl Tensor {
             });
         }
         require_values(OP, self, rows, reduction)?;
+        if self.cuda_data().is_some() {
+            return super::loss_cuda::cross_entropy_cuda(self, targets, rows, classes, reduction);
+        }
         let bad = targets
             .with_slice(|t: &[i64]| t.iter().copied().find(|&t| t < 0 || t as u64 >= classes as u64))?;
         if let Some(index) = bad {
@@ -154,6 +157,9 @@ impl Tensor {
         }
         let count = self.numel();
         require_values(OP, self, count, reduction)?;
+        if self.cuda_data().is_some() {
+            return super::loss_cuda::mse_loss_cuda(self, target, reduction);
+        }
         let out = with_float!(OP, self.dtype(), T => {
             let e = self.with_slice(|p: &[T]| target.with_slice(|t: &[T]| k::squared_error(p, t)))??;
             reduce_values(e, self.shape(), reduction)

@@ -6,12 +6,16 @@ pub(crate) mod binary;
 pub(crate) mod compare;
 pub(crate) mod dropout;
 pub(crate) mod index;
+pub(crate) mod index_cuda;
 pub(crate) mod layout;
 pub(crate) mod loss;
+pub(crate) mod loss_cuda;
 pub(crate) mod masked_xent;
 pub(crate) mod matmul;
 pub(crate) mod norm;
+pub(crate) mod norm_cuda;
 pub(crate) mod reduce;
+pub(crate) mod reduce_cuda;
 pub(crate) mod softmax;
 pub(crate) mod unary;
 

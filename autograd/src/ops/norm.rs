@@ -72,7 +72,7 @@ fn inputs<'a>(x: &'a Tensor, params: &[Option<&'a Tensor>]) -> Vec<&'a Tensor> {
 
 /// Backward results in recording order: `dx`, then for each present parameter its gradient
 /// reshaped to `shape` (each only where `needs` asks).
-fn grads_in_order(
+pub(super) fn grads_in_order(
     needs: &[bool],
     dx: Tensor,
     params: &[(bool, Tensor)],
@@ -110,6 +110,9 @@ impl Tensor {
             &[("weight", weight), ("bias", bias)],
             eps,
         )?;
+        if self.cuda_data().is_some() {
+            return super::norm_cuda::norm_cuda(false, self, n, normalized_shape, weight, bias, eps);
+        }
         let (out, mean, rstd) = with_float!("layer_norm", self.dtype(), T => {
             let w = weight.map(|w| w.to_vec::<T>()).transpose()?;
             let b = bias.map(|b| b.to_vec::<T>()).transpose()?;
@@ -150,6 +153,9 @@ impl Tensor {
     /// and weight.
     pub fn rms_norm(&self, normalized_shape: &[usize], weight: Option<&Tensor>, eps: f64) -> Result<Tensor> {
         let n = check_args("rms_norm", self, normalized_shape, &[("weight", weight)], eps)?;
+        if self.cuda_data().is_some() {
+            return super::norm_cuda::norm_cuda(true, self, n, normalized_shape, weight, None, eps);
+        }
         let (out, rstd) = with_float!("rms_norm", self.dtype(), T => {
             let w = weight.map(|w| w.to_vec::<T>()).transpose()?;
             let o = self.with_slice(|v: &[T]| k::rms_norm(v, n, w.as_deref(), eps as T))?;

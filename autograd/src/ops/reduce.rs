@@ -66,13 +66,10 @@ where
 {
     check_float(op, x)?;
     if x.cuda_data().is_some() {
-        if op != "sum" {
-            return Err(Error::NotImplementedOnDevice {
-                op,
-                device: x.device(),
-            });
-        }
-        return sum_cuda(x, p);
+        return match op {
+            "sum" => sum_cuda(x, p),
+            _ => super::reduce_cuda::reduce(op, x, p.axes.as_slice(), &p.out_shape, p.row_len, middle),
+        };
     }
     let consecutive = p.axes.windows(2).all(|w| w[1] == w[0] + 1);
     let last = p.axes.last().copied().unwrap_or(0);
@@ -187,14 +184,19 @@ impl Tensor {
                 ),
             });
         }
-        let out = reduce_with(
-            "var",
-            self,
-            &p,
-            None,
-            |r| k::var(r, correction),
-            |r| k::var(r, correction),
-        )?;
+        let out = if self.cuda_data().is_some() {
+            check_float("var", self)?;
+            super::reduce_cuda::var(self, &p.axes, &p.out_shape, p.row_len, correction)?
+        } else {
+            reduce_with(
+                "var",
+                self,
+                &p,
+                None,
+                |r| k::var(r, correction),
+                |r| k::var(r, correction),
+            )?
+        };
         let x = self.detach();
         let (keep, n) = (p.keep_shape, p.row_len);
         let axes = p.axes.iter().map(|&a| a as isize).collect::<Vec<_>>();
@@ -229,7 +231,13 @@ impl Tensor {
         let keep = p.keep_shape;
         let axes: Vec<isize> = p.axes.iter().map(|&a| a as isize).collect();
         Ok(record(op, &[self], out, move |g, _| {
-            let hit = x.eq(&y.reshape(&keep)?)?.to_dtype(x.dtype())?;
+            // 1 where x is an extremum, else 0 (a `where` rather than a bool-to-float
+            // conversion, so it runs on either device).
+            let (one, zero) = (
+                Tensor::full(&[], 1.0, x.dtype(), x.device())?,
+                Tensor::zeros(&[], x.dtype(), x.device())?,
+            );
+            let hit = Tensor::where_cond(&x.eq(&y.reshape(&keep)?)?, &one, &zero)?;
             let count = hit.sum(&axes, true)?;
             Ok(vec![Some(hit.mul(&g.reshape(&keep)?.div(&count)?)?)])
         }))
@@ -243,6 +251,10 @@ impl Tensor {
         let (x, y) = (self.detach(), out.clone());
         let keep = p.keep_shape;
         Ok(record("logsumexp", &[self], out, move |g, _| {
+            if x.cuda_data().is_some() {
+                let weights = super::reduce_cuda::logsumexp_weights(&x, &y.reshape(&keep)?)?;
+                return Ok(vec![Some(weights.mul(&g.reshape(&keep)?)?)]);
+            }
             // softmax weights exp(x - lse); where lse = -inf (all -inf row) they are 0, not NaN.
             let weights = with_float!("logsumexp", x.dtype(), T => {
                 let lse = y.reshape(&keep)?.broadcast_to(x.shape())?.contiguous()?;

@@ -9,9 +9,14 @@
 mod attention;
 mod attention_bf16;
 mod bf16;
+mod bf16_rows;
+mod cases;
 mod common;
+mod coverage;
 mod elementwise;
 mod layout;
+mod loss_index;
 mod masked_xent;
 mod matmul;
 mod memory;
+mod rows;

@@ -35,6 +35,7 @@
 //! * `attention_fwd.cu`, `attention_bwd.cu`: the same two algorithms on the GPU (see their
 //!   headers); [`launch`] holds their launch configurations and entry names.
 
+pub mod cost;
 pub mod cuda;
 pub mod launch;
 pub mod mask;

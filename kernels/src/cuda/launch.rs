@@ -36,6 +36,10 @@ pub enum ArgKind {
     /// `long long` (`.u64` in PTX too; kept apart for readable signatures).
     I64,
     F32,
+    /// `unsigned int` (`.u32`).
+    U32,
+    /// `unsigned long long` (`.u64`; kept apart from `I64` so a seed is not read as a size).
+    U64,
     /// The [`Layout`] struct by value (`.b8 [288]`).
     Layout,
     /// `int` (`.u32` in PTX).
@@ -45,6 +49,8 @@ pub enum ArgKind {
     /// Any other struct passed by value, of this many bytes (`.b8 [N]`): attention's
     /// `AttnParams`, cross-entropy's `XentParams`, the optimizers' configs.
     Struct(usize),
+    /// `index.cu`'s `IndexDims` struct by value (`.b8 [224]`).
+    IndexDims,
 }
 
 /// One argument value. The `Layout` variant makes every `Arg` 288 bytes; argument lists are a
@@ -55,10 +61,13 @@ pub enum Arg {
     Ptr(u64),
     I64(i64),
     F32(f32),
+    U32(u32),
+    U64(u64),
     Layout(Layout),
     I32(i32),
     F64(f64),
     Struct(ParamBlock),
+    IndexDims(crate::index::launch::IndexDims),
 }
 
 /// Most bytes a by-value struct argument may have here (CUDA allows 4 KiB of parameters; the
@@ -116,10 +125,13 @@ impl Arg {
             Arg::Ptr(_) => ArgKind::Ptr,
             Arg::I64(_) => ArgKind::I64,
             Arg::F32(_) => ArgKind::F32,
+            Arg::U32(_) => ArgKind::U32,
+            Arg::U64(_) => ArgKind::U64,
             Arg::Layout(_) => ArgKind::Layout,
             Arg::I32(_) => ArgKind::I32,
             Arg::F64(_) => ArgKind::F64,
             Arg::Struct(p) => ArgKind::Struct(p.len),
+            Arg::IndexDims(_) => ArgKind::IndexDims,
         }
     }
 }
@@ -232,10 +244,13 @@ pub unsafe fn launch(
             Arg::Ptr(p) => b.arg(p),
             Arg::I64(v) => b.arg(v),
             Arg::F32(v) => b.arg(v),
+            Arg::U32(v) => b.arg(v),
+            Arg::U64(v) => b.arg(v),
             Arg::Layout(l) => b.arg(l),
             Arg::I32(v) => b.arg(v),
             Arg::F64(v) => b.arg(v),
             Arg::Struct(p) => b.arg(&p.bytes),
+            Arg::IndexDims(d) => b.arg(d),
         };
     }
     b.launch(cfg)
@@ -284,12 +299,14 @@ pub fn ptx_entry_params(ptx: &str) -> Vec<(String, Vec<String>)> {
 /// What PTX shows for a parameter kind.
 pub fn ptx_kind(kind: ArgKind) -> String {
     match kind {
-        ArgKind::Ptr | ArgKind::I64 => "u64".to_string(),
+        ArgKind::Ptr | ArgKind::I64 | ArgKind::U64 => "u64".to_string(),
         ArgKind::F32 => "f32".to_string(),
+        ArgKind::U32 => "u32".to_string(),
         ArgKind::Layout => format!("b8[{}]", std::mem::size_of::<Layout>()),
         ArgKind::I32 => "u32".to_string(),
         ArgKind::F64 => "f64".to_string(),
         ArgKind::Struct(n) => format!("b8[{n}]"),
+        ArgKind::IndexDims => format!("b8[{}]", std::mem::size_of::<crate::index::launch::IndexDims>()),
     }
 }
 

@@ -16,6 +16,7 @@ mod blas;
 mod compile;
 mod device;
 mod error;
+pub mod flag;
 pub mod gemm;
 pub mod launch;
 pub mod pool;

@@ -28,6 +28,7 @@
 //! needs (the `d × d` Gram blocks and the `n × n` Woodbury core); they stay on the CPU.
 
 mod chol;
+pub mod cost;
 mod cpu;
 
 pub use chol::{cholesky, cholesky_solve};

@@ -2,6 +2,7 @@
 //! every unary op with its derivative (`UnaryOp`), written once so the forward, the backward and
 //! the CUDA port all read the same formulas.
 
+pub mod cost;
 pub mod cpu;
 pub mod cuda;
 mod unary_op;

@@ -46,3 +46,4 @@ pub fn check_indices(indices: &[i64], size: usize) -> Result<(), IndexError> {
         }),
     }
 }
+pub mod cuda;

@@ -2,4 +2,5 @@
 //! (forward and fused backward), and the elementwise squared error under `mse_loss`.
 
 pub mod cpu;
+pub mod cuda;
 pub mod launch;

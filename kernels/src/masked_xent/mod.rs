@@ -52,6 +52,7 @@
 //! * a target outside 0..C that is not ignore_index: a caller bug here (panic); the op returns
 //!   `IndexOutOfRange`, the CUDA kernel sets an error flag instead of reading out of bounds.
 
+pub mod cost;
 pub mod cpu;
 pub mod cuda;
 pub mod launch;

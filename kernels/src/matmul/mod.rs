@@ -51,6 +51,7 @@ mod tests;
 
 pub use microkernel::kernel_name;
 
+pub mod cost;
 pub mod launch;
 
 use std::fmt;

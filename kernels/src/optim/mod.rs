@@ -30,6 +30,7 @@
 //! ([`launch::rng_blocks`]) so no two draws share a counter.
 
 pub mod config;
+pub mod cost;
 pub mod cpu;
 pub mod cuda;
 pub mod elem;

@@ -5,5 +5,7 @@
 //! Also home of [`cpu::map_rows`], the row driver the other row-wise families (`norm`, `loss`)
 //! share: one place decides when rows go to several threads.
 
+pub mod cost;
 pub mod cpu;
+pub mod cuda;
 pub mod launch;

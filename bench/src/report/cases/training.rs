@@ -1,0 +1,247 @@
+//! The training-step kernels: fused masked cross-entropy (autograd, forward and forward +
+//! backward), optimizer steps (`nn` optimizers on one large parameter), and the convex-ReLU
+//! primitives (`kernels::cvx`, CPU functions: no tensor API exists for them).
+
+use autograd::{ClassMask, CrossEntropyOptions, DType, Device, Tensor};
+use kernels::cvx::{self, cost as cc, CvxShape};
+use kernels::masked_xent::cost as xc;
+use kernels::optim::cost::{self as oc, Step};
+use nn::optim::{AdamW, Algorithm, Lion, Optimizer, Sgd};
+use serde_json::json;
+
+use super::{dims, err, randn, sets, Body, Case, Reference, Scale};
+
+pub(super) fn cases(scale: Scale) -> Vec<Case> {
+    let mut out = Vec::new();
+    let (rows, classes) = scale.pick((4096, 32_768), (256, 32_768), (8, 100));
+    for masked in [false, true] {
+        for backward in [false, true] {
+            out.push(xent_case(rows, classes, masked, backward));
+        }
+    }
+    let n = scale.pick(1 << 24, 1 << 22, 1 << 10);
+    let adamw = AdamW::default();
+    out.push(optim_case("AdamW", Step::AdamW, n, DType::F32, adamw.clone()));
+    out.push(optim_case("AdamW", Step::AdamW, n, DType::BF16, adamw));
+    out.push(optim_case("Lion", Step::Lion, n, DType::F32, Lion::default()));
+    let sgd = Sgd {
+        momentum: 0.9,
+        nesterov: true,
+        ..Sgd::default()
+    };
+    out.push(optim_case(
+        "SGD (Nesterov)",
+        Step::SgdMomentum,
+        n,
+        DType::F32,
+        sgd,
+    ));
+    let s = scale.pick(
+        CvxShape {
+            n: 4096,
+            d: 64,
+            p: 512,
+        },
+        CvxShape {
+            n: 4096,
+            d: 64,
+            p: 256,
+        },
+        CvxShape { n: 50, d: 4, p: 8 },
+    );
+    out.extend(cvx_cases(s));
+    out
+}
+
+fn xent_case(rows: usize, classes: usize, masked: bool, backward: bool) -> Case {
+    // The range mask keeps the first three quarters of the classes (a vocabulary restricted to
+    // a prefix, as in constrained decoding).
+    let allowed = classes / 4 * 3;
+    let mask = if masked {
+        ClassMask::ranges(&[(0, allowed)])
+    } else {
+        ClassMask::All
+    };
+    let mut bytes = xc::forward_bytes(rows, classes, 4, &mask);
+    let mut flops = xc::forward_flops(rows, classes);
+    if backward {
+        bytes += xc::backward_bytes(rows, classes, 4, &mask);
+        flops += xc::backward_flops(rows, classes);
+    }
+    let kernel = format!(
+        "cross_entropy{} {}",
+        if masked { " (range mask)" } else { "" },
+        if backward { "fwd+bwd" } else { "fwd" }
+    );
+    let py = json!({"op": "xent", "rows": rows, "classes": classes, "dtype": "float32",
+        "allowed": if masked { Some(allowed) } else { None }, "backward": backward});
+    Case {
+        family: "masked_xent",
+        kernel,
+        shape: dims(&[rows, classes]),
+        dtype: "f32",
+        bytes,
+        flops,
+        build: Box::new(move |env| {
+            let device = env.device;
+            let opts = CrossEntropyOptions {
+                mask: mask.clone(),
+                ..Default::default()
+            };
+            let inputs = sets(env.copies, |seed| {
+                let logits = randn(&[rows, classes], DType::F32, device, seed)?.set_requires_grad(backward);
+                let t: Vec<i64> = (0..rows)
+                    .map(|r| ((r * 7919 + seed as usize) % allowed) as i64)
+                    .collect();
+                Ok((logits, Tensor::from_vec(t, &[rows], device).map_err(err)?))
+            })?;
+            Ok(Box::new(move |i| {
+                let (logits, targets) = &inputs[i % inputs.len()];
+                let loss = logits.cross_entropy_with(targets, &opts).map_err(err)?.loss;
+                if backward {
+                    loss.backward().map_err(err)?;
+                }
+                Ok(())
+            }))
+        }),
+        reference: Reference::Python(py),
+    }
+}
+
+fn optim_case<A: Algorithm>(name: &str, step: Step, n: usize, dtype: DType, hyper: A) -> Case {
+    let pb = dtype.size_in_bytes();
+    let ops = match step {
+        Step::AdamW => "adamw",
+        Step::Lion => "lion",
+        Step::SgdMomentum => "sgd_nesterov",
+    };
+    let reference = if dtype == DType::F32 {
+        Reference::Python(json!({"op": ops, "n": n, "dtype": "float32"}))
+    } else {
+        Reference::None("numpy has no bf16")
+    };
+    Case {
+        family: "optim",
+        kernel: format!("{name} step"),
+        shape: dims(&[n]),
+        dtype: super::dtype_name(dtype),
+        bytes: oc::bytes_moved(step, n, pb, 4),
+        flops: oc::flops(step, n),
+        build: Box::new(move |env| {
+            let device = env.device;
+            let mut opts = sets(env.copies, |seed| {
+                let p = randn(&[n], dtype, device, seed)?.set_requires_grad(true);
+                let g = randn(&[n], dtype, device, seed + 1)?;
+                let opt = Optimizer::new(vec![p], hyper.clone()).map_err(err)?;
+                Ok((opt, g))
+            })?;
+            let body: Body = Box::new(move |i| {
+                let k = i % opts.len();
+                let (opt, g) = &mut opts[k];
+                let g = g.clone();
+                opt.step_with(|_| Some(g.clone())).map(drop).map_err(err)
+            });
+            Ok(body)
+        }),
+        reference,
+    }
+}
+
+/// Deterministic data for the cvx primitives: X, a ~50%-dense pattern mask, and per-pattern
+/// vectors, all nonzero.
+struct CvxData {
+    x: Vec<f64>,
+    mask: Vec<u8>,
+    v: Vec<f64>,
+    r: Vec<f64>,
+    z: Vec<f64>,
+}
+
+fn cvx_data(s: CvxShape, seed: u64) -> CvxData {
+    let mut state = 0x9e37_79b9_7f4a_7c15u64 ^ seed;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
+    };
+    let mut vals = |len: usize| (0..len).map(|_| next()).collect::<Vec<f64>>();
+    let (x, v, r, z) = (vals(s.n * s.d), vals(s.p * s.d), vals(s.n), vals(s.p * s.n));
+    let mask = z.iter().map(|&u| u8::from(u > 0.0)).collect();
+    CvxData { x, mask, v, r, z }
+}
+
+fn cvx_cases(s: CvxShape) -> Vec<Case> {
+    use cc::Primitive::*;
+    let shape = format!("n={} d={} p={}", s.n, s.d, s.p);
+    let py =
+        |op: &str| Reference::Python(json!({"op": op, "n": s.n, "d": s.d, "p": s.p, "dtype": "float64"}));
+    let ops = [
+        ("masked_forward", MaskedForward),
+        ("masked_backward", MaskedBackward),
+        ("sign_forward", SignForward),
+        ("sign_backward", SignBackward),
+    ];
+    let mut out: Vec<Case> = ops
+        .into_iter()
+        .map(|(name, prim)| Case {
+            family: "cvx",
+            kernel: name.into(),
+            shape: shape.clone(),
+            dtype: "f64",
+            bytes: cc::bytes_moved(prim, s, 8),
+            flops: cc::flops(s),
+            build: Box::new(move |env| {
+                cpu_only(env.device)?;
+                let data = sets(env.copies, |seed| Ok(cvx_data(s, seed)))?;
+                let out_len = match prim {
+                    MaskedForward => s.n,
+                    MaskedBackward | SignBackward => s.p * s.d,
+                    SignForward => s.p * s.n,
+                };
+                let mut buf = vec![0.0f64; out_len];
+                Ok(Box::new(move |i| {
+                    let c = &data[i % data.len()];
+                    match prim {
+                        MaskedForward => cvx::masked_forward(&c.x, &c.mask, &c.v, s, &mut buf),
+                        MaskedBackward => cvx::masked_backward(&c.x, &c.mask, &c.r, s, &mut buf),
+                        SignForward => cvx::sign_forward(&c.x, &c.mask, &c.v, s, &mut buf),
+                        SignBackward => cvx::sign_backward(&c.x, &c.mask, &c.z, s, &mut buf),
+                    }
+                    .map_err(|e| e.to_string())
+                }))
+            }),
+            reference: py(&format!("cvx_{name}")),
+        })
+        .collect();
+    out.push(Case {
+        family: "cvx",
+        kernel: "group_soft_threshold".into(),
+        shape: dims(&[s.p, s.d]),
+        dtype: "f64",
+        bytes: cc::group_soft_threshold_bytes(s.p, s.d, 8),
+        flops: cc::group_soft_threshold_flops(s.p, s.d),
+        build: Box::new(move |env| {
+            cpu_only(env.device)?;
+            let mut data = sets(env.copies, |seed| Ok(cvx_data(s, seed).v))?;
+            Ok(Box::new(move |i| {
+                let k = i % data.len();
+                // A small threshold keeps most groups alive call after call.
+                cvx::group_soft_threshold(&mut data[k], s.d, 1e-6)
+                    .map(drop)
+                    .map_err(|e| e.to_string())
+            }))
+        }),
+        reference: py("group_soft_threshold"),
+    });
+    out
+}
+
+fn cpu_only(device: Device) -> Result<(), String> {
+    match device {
+        Device::Cpu => Ok(()),
+        d => Err(format!(
+            "kernels::cvx has no {d} entry point in the public API yet (cvx.cu is compile-checked only)"
+        )),
+    }
+}
