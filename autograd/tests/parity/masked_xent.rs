@@ -18,6 +18,9 @@ use kernels::masked_xent::cuda as xent;
 use kernels::masked_xent::launch::XentParams;
 use kernels::masked_xent::XentOptions;
 
+/// The op under test (the coverage test looks for its quoted name here).
+const OP: &str = "cross_entropy_with";
+
 fn close_scaled(what: &str, cpu: &[f64], gpu: &[f64], rtol: f64) {
     let scale = cpu
         .iter()
@@ -80,7 +83,7 @@ fn run(dev: Device, name: &str, x: &Tensor, t: &[i64], opts: &CrossEntropyOption
             .unwrap();
         let o = xd
             .cross_entropy_with(&td, opts)
-            .unwrap_or_else(|e| panic!("{name} on {device}: {e}"));
+            .unwrap_or_else(|e| panic!("{OP} {name} on {device}: {e}"));
         assert_eq!(o.loss.device(), device);
         let seed =
             Tensor::rand_uniform(o.loss.shape(), 0.5, 1.5, DType::F32, Device::Cpu, &mut rng(3)).unwrap();
