@@ -1,5 +1,8 @@
 //! CPU attention: the tiled online-softmax kernel against the materialized reference, forward
 //! and backward, plus the unfused autograd composition (matmul, softmax, matmul) for the forward.
+//! On a machine with a GPU, also the FlashAttention grid on the CUDA kernels (`attention_cuda`):
+//! batch·seqlen = 16k, heads·D = 2048, seqlen 512 to 16k, D 64 and 128, causal and not, bf16
+//! and f32, forward and backward. Without a GPU that group prints why and is skipped.
 //!
 //! Criterion has no FLOP unit: throughput is declared as `Elements(flops)`, so read "Gelem/s" as
 //! GFLOP/s. FLOPs follow the FlashAttention convention (`kernels::attention::launch::nominal_flops`):
@@ -72,17 +75,23 @@ fn bench_kernels(c: &mut Criterion) {
             group.bench_function(id("tiled_fwd"), |b| {
                 b.iter(|| tiled::forward(black_box(&p)).unwrap())
             });
-            group.bench_function(id("reference_fwd"), |b| {
-                b.iter(|| reference::forward(black_box(&p)).unwrap())
-            });
+            // The reference is O(N²) plain loops: timed at the small size only, so the CPU part
+            // stays quick.
+            if n <= 256 {
+                group.bench_function(id("reference_fwd"), |b| {
+                    b.iter(|| reference::forward(black_box(&p)).unwrap())
+                });
+            }
             let f = tiled::forward(&p).unwrap();
             group.throughput(Throughput::Elements(nominal_flops(&shape, causal, true) as u64));
             group.bench_function(id("tiled_bwd"), |b| {
                 b.iter(|| tiled::backward(black_box(&p), &f.out, &f.lse, &dout, false).unwrap())
             });
-            group.bench_function(id("reference_bwd"), |b| {
-                b.iter(|| reference::backward(black_box(&p), &dout, false).unwrap())
-            });
+            if n <= 256 {
+                group.bench_function(id("reference_bwd"), |b| {
+                    b.iter(|| reference::backward(black_box(&p), &dout, false).unwrap())
+                });
+            }
         }
     }
     group.finish();
@@ -127,5 +136,100 @@ fn bench_autograd(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_kernels, bench_autograd);
+/// The FlashAttention grid on the GPU kernels, through `kernels::attention::cuda` (bf16 has no
+/// tensor-level dtype, so both dtypes are launched directly). Each timed iteration is one
+/// launch sequence and a synchronize. max_logit is not reset between iterations: the kernels'
+/// atomicMax costs the same whatever it holds, and the values are not read.
+fn bench_cuda(c: &mut Criterion) {
+    use kernels::attention::cuda as attn;
+    use kernels::attention::launch::{AttnDtype, AttnParams};
+    use kernels::cuda::FloatType;
+    let Some(dev) = bench::gpu::device("attention") else {
+        return;
+    };
+    let mut group = c.benchmark_group("attention_cuda");
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(200))
+        .measurement_time(Duration::from_secs(1));
+    for (dtype, ft) in [
+        (AttnDtype::Bf16, FloatType::BF16),
+        (AttnDtype::F32, FloatType::F32),
+    ] {
+        for d in [64, 128] {
+            for n in [512, 1024, 2048, 4096, 8192, 16384] {
+                let shape = AttnShape {
+                    batch: 16384 / n,
+                    heads: 2048 / d,
+                    kv_heads: 2048 / d,
+                    q_len: n,
+                    kv_len: n,
+                    head_dim: d,
+                };
+                let up = |seed| bench::gpu::upload(&dev, &values(shape.q_elems(), seed), ft);
+                let (q, k, v, dout) = (up(1), up(2), up(3), up(4));
+                let out = bench::gpu::alloc(&dev, shape.q_elems(), ft);
+                let (dq, dk, dv) = (
+                    bench::gpu::alloc(&dev, shape.q_elems(), ft),
+                    bench::gpu::alloc(&dev, shape.q_elems(), ft),
+                    bench::gpu::alloc(&dev, shape.q_elems(), ft),
+                );
+                let lse = bench::gpu::alloc(&dev, shape.rows(), FloatType::F32);
+                let delta = bench::gpu::alloc(&dev, shape.rows(), FloatType::F32);
+                let max_logit = dev
+                    .upload(&vec![f32::NEG_INFINITY; shape.batch * shape.heads])
+                    .unwrap();
+                let st = [(shape.heads * n * d) as i64, (n * d) as i64, d as i64];
+                for causal in [false, true] {
+                    let p = AttnParams {
+                        q: q.ptr(),
+                        k: k.ptr(),
+                        v: v.ptr(),
+                        out: out.ptr(),
+                        lse: lse.ptr(),
+                        max_logit: max_logit.ptr(),
+                        dout: dout.ptr(),
+                        dq: dq.ptr(),
+                        dk: dk.ptr(),
+                        dv: dv.ptr(),
+                        delta: delta.ptr(),
+                        q_stride: st,
+                        k_stride: st,
+                        v_stride: st,
+                        o_stride: st,
+                        batch: shape.batch as i32,
+                        heads: shape.heads as i32,
+                        kv_heads: shape.kv_heads as i32,
+                        q_len: n as i32,
+                        kv_len: n as i32,
+                        head_dim: d as i32,
+                        causal: causal as i32,
+                        scale: default_scale::<f32>(d),
+                        ..AttnParams::default()
+                    };
+                    let tag = format!("{}_d{d}_{}", dtype.name(), if causal { "causal" } else { "full" });
+                    group.throughput(Throughput::Elements(nominal_flops(&shape, causal, false) as u64));
+                    group.bench_function(BenchmarkId::new(format!("fwd_{tag}"), n), |b| {
+                        b.iter(|| {
+                            // SAFETY: every buffer above is sized for `shape`.
+                            unsafe { attn::forward(&dev, dtype, &shape, &p) }.unwrap();
+                            dev.synchronize().unwrap();
+                        })
+                    });
+                    group.throughput(Throughput::Elements(nominal_flops(&shape, causal, true) as u64));
+                    group.bench_function(BenchmarkId::new(format!("bwd_{tag}"), n), |b| {
+                        b.iter(|| {
+                            // SAFETY: as above; out and lse hold the last forward's results.
+                            unsafe { attn::backward(&dev, dtype, &shape, &p) }.unwrap();
+                            dev.synchronize().unwrap();
+                        })
+                    });
+                }
+            }
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_kernels, bench_autograd, bench_cuda);
 criterion_main!(benches);

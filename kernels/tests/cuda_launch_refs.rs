@@ -18,6 +18,9 @@ fn launched() -> Vec<KernelRef> {
     all.extend(kernels::loss::cuda::all_kernels());
     all.extend(kernels::index::cuda::all_kernels());
     all.extend(kernels::random::cuda::all_kernels());
+    all.extend(kernels::attention::cuda::all_kernels());
+    all.extend(kernels::masked_xent::cuda::all_kernels());
+    all.extend(kernels::optim::cuda::all_kernels());
     all
 }
 

@@ -17,6 +17,8 @@ use crate::storage::StorageElement;
 use crate::{Error, Result, Shape, Tensor};
 use kernels::attention::{tiled, AttnShape, Bias, BoolMask, Mask, Problem};
 
+mod cuda;
+
 const OP: &str = "attention";
 
 /// Which (query, key) pairs may attend, and an optional additive bias; the constraints that are
@@ -330,6 +332,9 @@ pub fn attention(
     scale: Option<f64>,
 ) -> Result<AttentionOutput> {
     let checked = check(q, k, v, mask, scale)?;
+    if q.cuda_data().is_some() {
+        return cuda::attention(q, k, v, mask, checked);
+    }
     let sh = checked.shape;
     let saved = Saved {
         q: q.detach(),

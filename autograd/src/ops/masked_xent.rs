@@ -23,6 +23,8 @@ use kernels::masked_xent::{cpu as k, XentOptions};
 pub use kernels::masked_xent::{ClassMask, ClassRange};
 use kernels::reduce::cpu::sum;
 
+mod cuda;
+
 /// Options of [`Tensor::cross_entropy_with`]. Per row r with target t and A allowed classes:
 ///
 /// `loss_r = (1 − p_t)^γ · (lse − (1 − ε)·z̃_t − ε·mean_{allowed} x) + λ·lse²`
@@ -122,6 +124,13 @@ fn masked_softmax_op(kind: Kind, x: &Tensor, axis: isize, mask: &ClassMask, m: f
     };
     check_float(op, x)?;
     check_mask_value(op, m)?;
+    if x.cuda_data().is_some() {
+        // Launchers exist (kernels::masked_xent::cuda::softmax_*), the op does not use them yet.
+        return Err(Error::NotImplementedOnDevice {
+            op,
+            device: x.device(),
+        });
+    }
     if x.rank() == 0 {
         normalize_axis(op, axis, 1)?;
         return masked_softmax_op(kind, &x.reshape(&[1])?, 0, mask, m)?.reshape(&[]);
@@ -286,6 +295,9 @@ impl Tensor {
         opts.mask
             .check(rows, classes)
             .map_err(|why| bad(OP, format!("{why} (logits {:?})", self.shape())))?;
+        if self.cuda_data().is_some() {
+            return cuda::cross_entropy(self, targets, opts, rows, classes);
+        }
         let t = targets.with_slice(|t: &[i64]| t.to_vec())?;
         check_targets(OP, &t, classes, opts)?;
         let kopts = XentOptions {

@@ -189,3 +189,19 @@ impl Tensor {
         }))
     }
 }
+
+impl Tensor {
+    /// The device and the address of the first element of a contiguous CUDA tensor, for
+    /// kernels outside this crate that update tensors in place (the fused optimizer steps of
+    /// `nn`). Writing through the address bypasses the tape, as `with_data_mut` does on the
+    /// CPU; the caller must keep the tensor alive until its launches are issued.
+    pub fn cuda_raw_parts(&self) -> Result<(Arc<CudaDevice>, u64)> {
+        if !self.is_contiguous() {
+            return Err(Error::InvalidArgument {
+                op: "cuda_raw_parts",
+                reason: format!("needs a contiguous tensor (shape {:?})", self.shape()),
+            });
+        }
+        Ok((self.cuda_dev()?, self.cuda_ptr()?))
+    }
+}

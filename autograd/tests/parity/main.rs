@@ -6,6 +6,8 @@
 //! Skips with a printed reason where there is no GPU; `REQUIRE_CUDA=1` turns the skip into a
 //! failure (the GPU machine's run script sets it).
 
+mod attention;
+mod attention_bf16;
 mod bf16;
 mod bf16_rows;
 mod cases;
@@ -14,6 +16,7 @@ mod coverage;
 mod elementwise;
 mod layout;
 mod loss_index;
+mod masked_xent;
 mod matmul;
 mod memory;
 mod rows;

@@ -36,6 +36,7 @@
 //!   headers); [`launch`] holds their launch configurations and entry names.
 
 pub mod cost;
+pub mod cuda;
 pub mod launch;
 pub mod mask;
 pub mod reference;

@@ -42,6 +42,13 @@ pub enum ArgKind {
     U64,
     /// The [`Layout`] struct by value (`.b8 [288]`).
     Layout,
+    /// `int` (`.u32` in PTX).
+    I32,
+    /// `double` (`.f64`).
+    F64,
+    /// Any other struct passed by value, of this many bytes (`.b8 [N]`): attention's
+    /// `AttnParams`, cross-entropy's `XentParams`, the optimizers' configs.
+    Struct(usize),
     /// `index.cu`'s `IndexDims` struct by value (`.b8 [224]`).
     IndexDims,
 }
@@ -57,7 +64,59 @@ pub enum Arg {
     U32(u32),
     U64(u64),
     Layout(Layout),
+    I32(i32),
+    F64(f64),
+    Struct(ParamBlock),
     IndexDims(crate::index::launch::IndexDims),
+}
+
+/// Most bytes a by-value struct argument may have here (CUDA allows 4 KiB of parameters; the
+/// largest struct launched is attention's, ~300 bytes).
+pub const MAX_STRUCT_BYTES: usize = 512;
+
+/// The bytes of one by-value struct argument. The driver reads exactly the parameter's size
+/// (from the kernel's own parameter table) starting at the address it is given, so passing the
+/// address of this zero-padded, 8-aligned block passes the struct.
+#[derive(Clone, Copy)]
+pub struct ParamBlock {
+    bytes: StructBytes,
+    len: usize,
+}
+
+/// Raw bytes, 8-aligned. `MaybeUninit` because a `#[repr(C)]` struct may end in padding, whose
+/// bytes are never initialized: copying them into plain integers would be undefined behaviour.
+#[repr(C, align(8))]
+#[derive(Clone, Copy)]
+struct StructBytes([std::mem::MaybeUninit<u8>; MAX_STRUCT_BYTES]);
+
+// SAFETY: plain bytes handed to the driver by address, as the kernel's by-value struct.
+unsafe impl DeviceRepr for StructBytes {}
+
+impl std::fmt::Debug for ParamBlock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ParamBlock({} bytes)", self.len)
+    }
+}
+
+impl Arg {
+    /// `value` passed by value as a struct parameter. `T` must be a `#[repr(C)]` mirror of the
+    /// kernel's struct (their layout tests pin each one against the C side). Too large a `T`
+    /// is a compile error, not a runtime one.
+    pub fn from_struct<T: Copy>(value: &T) -> Arg {
+        const { assert!(std::mem::size_of::<T>() <= MAX_STRUCT_BYTES) };
+        let mut bytes = StructBytes([std::mem::MaybeUninit::new(0); MAX_STRUCT_BYTES]);
+        let len = std::mem::size_of::<T>();
+        // SAFETY: `len` bytes fit (asserted above); the destination is MaybeUninit, so copying
+        // padding bytes is allowed; source and destination do not overlap.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                value as *const T as *const std::mem::MaybeUninit<u8>,
+                bytes.0.as_mut_ptr(),
+                len,
+            )
+        };
+        Arg::Struct(ParamBlock { bytes, len })
+    }
 }
 
 impl Arg {
@@ -69,6 +128,9 @@ impl Arg {
             Arg::U32(_) => ArgKind::U32,
             Arg::U64(_) => ArgKind::U64,
             Arg::Layout(_) => ArgKind::Layout,
+            Arg::I32(_) => ArgKind::I32,
+            Arg::F64(_) => ArgKind::F64,
+            Arg::Struct(p) => ArgKind::Struct(p.len),
             Arg::IndexDims(_) => ArgKind::IndexDims,
         }
     }
@@ -185,6 +247,9 @@ pub unsafe fn launch(
             Arg::U32(v) => b.arg(v),
             Arg::U64(v) => b.arg(v),
             Arg::Layout(l) => b.arg(l),
+            Arg::I32(v) => b.arg(v),
+            Arg::F64(v) => b.arg(v),
+            Arg::Struct(p) => b.arg(&p.bytes),
             Arg::IndexDims(d) => b.arg(d),
         };
     }
@@ -238,6 +303,9 @@ pub fn ptx_kind(kind: ArgKind) -> String {
         ArgKind::F32 => "f32".to_string(),
         ArgKind::U32 => "u32".to_string(),
         ArgKind::Layout => format!("b8[{}]", std::mem::size_of::<Layout>()),
+        ArgKind::I32 => "u32".to_string(),
+        ArgKind::F64 => "f64".to_string(),
+        ArgKind::Struct(n) => format!("b8[{n}]"),
         ArgKind::IndexDims => format!("b8[{}]", std::mem::size_of::<crate::index::launch::IndexDims>()),
     }
 }
@@ -257,6 +325,29 @@ mod tests {
         assert_eq!(l.offsets, [5, 0, 0]);
         assert!(Layout::new(&[2; 9], &[(&[1; 9], 0)]).is_err());
         assert!(Layout::new(&[2, 2], &[(&[1], 0)]).is_err());
+    }
+
+    #[test]
+    fn struct_args_carry_their_bytes_and_size() {
+        #[repr(C)]
+        #[derive(Clone, Copy)]
+        struct P {
+            a: u64,
+            b: f32,
+        }
+        let arg = Arg::from_struct(&P { a: 7, b: 1.5 });
+        assert_eq!(arg.kind(), ArgKind::Struct(16));
+        assert_eq!(ptx_kind(arg.kind()), "b8[16]");
+        let Arg::Struct(block) = arg else { unreachable!() };
+        // SAFETY: the first 12 bytes were copied from initialized fields.
+        let first: Vec<u8> = block.bytes.0[..12]
+            .iter()
+            .map(|b| unsafe { b.assume_init() })
+            .collect();
+        assert_eq!(&first[..8], &7u64.to_ne_bytes());
+        assert_eq!(&first[8..], &1.5f32.to_ne_bytes());
+        assert_eq!(ptx_kind(ArgKind::I32), "u32");
+        assert_eq!(ptx_kind(ArgKind::F64), "f64");
     }
 
     #[test]

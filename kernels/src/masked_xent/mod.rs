@@ -54,6 +54,7 @@
 
 pub mod cost;
 pub mod cpu;
+pub mod cuda;
 pub mod launch;
 pub mod mask;
 

@@ -32,6 +32,7 @@
 pub mod config;
 pub mod cost;
 pub mod cpu;
+pub mod cuda;
 pub mod elem;
 pub mod launch;
 

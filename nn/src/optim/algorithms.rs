@@ -1,10 +1,11 @@
 //! The optimizers: hyperparameters, validation, and how each step's kernel configuration is
 //! derived. The element updates themselves are `kernels::optim::cpu` (and `optim.cu`).
 
+use super::cuda;
 use super::dispatch::{self, Kernel};
 use autograd::{Error, Result, Tensor};
 use kernels::optim::cpu::{self, RngOffsets};
-use kernels::optim::{AdamWConfig, Elem, Kappa, LionConfig, SgdConfig, UpgdConfig};
+use kernels::optim::{Elem, Kappa, UpgdConfig};
 use kernels::Float;
 use std::fmt;
 
@@ -75,7 +76,7 @@ pub enum WeightDecay {
 
 impl WeightDecay {
     /// `(decay, l2)` for this step.
-    fn resolve(self, lr: f64, multiplier: f64, lambda: f64) -> (f64, f64) {
+    pub(crate) fn resolve(self, lr: f64, multiplier: f64, lambda: f64) -> (f64, f64) {
         match self {
             WeightDecay::Library => (lr * multiplier * lambda, 0.0),
             WeightDecay::Paper | WeightDecay::Independent => (multiplier * lambda, 0.0),
@@ -154,14 +155,7 @@ impl Kernel for AdamWKernel<'_> {
         state: &mut [&mut [P::Math]],
     ) -> f64 {
         let (h, c) = (self.0, self.1);
-        let lr = h.lr * c.multiplier;
-        let (decay, l2) = h.decay_mode.resolve(h.lr, c.multiplier, h.weight_decay);
-        let (b1, b2) = h.betas;
-        let mut cfg = AdamWConfig::<P::Math>::new(lr, b1, b2, h.eps, c.t, h.bias_correction, decay, l2);
-        cfg.grad_scale = P::Math::from_f64(c.grad_scale);
-        if let Some(seed) = c.stochastic_rounding.then_some(c.seed) {
-            cfg = cfg.with_stochastic_rounding(seed);
-        }
+        let cfg = cuda::adamw_config::<P::Math>(h, c);
         let [m, v] = state else {
             unreachable!("AdamW keeps m and v")
         };
@@ -195,6 +189,9 @@ impl Algorithm for AdamW {
         &["exp_avg", "exp_avg_sq"]
     }
     fn update(&self, ctx: &StepContext, p: &Tensor, g: &Tensor, state: &[Tensor]) -> Result<()> {
+        if cuda::is_cuda(p) {
+            return cuda::adamw(self, ctx, p, g, state);
+        }
         dispatch::run(&AdamWKernel(self, ctx), p, g, state).map(drop)
     }
 }
@@ -268,12 +265,7 @@ impl Kernel for LionKernel<'_> {
         state: &mut [&mut [P::Math]],
     ) -> f64 {
         let (h, c) = (self.0, self.1);
-        let (decay, _) = h.decay_mode.resolve(h.lr, c.multiplier, h.weight_decay);
-        let mut cfg = LionConfig::<P::Math>::new(h.lr * c.multiplier, h.betas.0, h.betas.1, decay, h.kappa);
-        cfg.grad_scale = P::Math::from_f64(c.grad_scale);
-        if let Some(seed) = c.stochastic_rounding.then_some(c.seed) {
-            cfg = cfg.with_stochastic_rounding(seed);
-        }
+        let cfg = cuda::lion_config::<P::Math>(h, c);
         let m: &mut [P::Math] = match state {
             [m] => m,
             _ => &mut [],
@@ -331,6 +323,9 @@ impl Algorithm for Lion {
         }
     }
     fn update(&self, ctx: &StepContext, p: &Tensor, g: &Tensor, state: &[Tensor]) -> Result<()> {
+        if cuda::is_cuda(p) {
+            return cuda::lion(self, ctx, p, g, state);
+        }
         dispatch::run(&LionKernel(self, ctx), p, g, state).map(drop)
     }
 }
@@ -394,13 +389,7 @@ impl Kernel for SgdKernel<'_> {
         state: &mut [&mut [P::Math]],
     ) -> f64 {
         let (h, c) = (self.0, self.1);
-        let (decay, l2) = h.decay_mode.resolve(h.lr, c.multiplier, h.weight_decay);
-        let lr = h.lr * c.multiplier;
-        let mut cfg = SgdConfig::<P::Math>::new(lr, h.momentum, h.dampening, h.nesterov, c.t == 1, decay, l2);
-        cfg.grad_scale = P::Math::from_f64(c.grad_scale);
-        if let Some(seed) = c.stochastic_rounding.then_some(c.seed) {
-            cfg = cfg.with_stochastic_rounding(seed);
-        }
+        let cfg = cuda::sgd_config::<P::Math>(h, c);
         let b: &mut [P::Math] = match state {
             [b] => b,
             _ => &mut [],
@@ -444,6 +433,9 @@ impl Algorithm for Sgd {
         }
     }
     fn update(&self, ctx: &StepContext, p: &Tensor, g: &Tensor, state: &[Tensor]) -> Result<()> {
+        if cuda::is_cuda(p) {
+            return cuda::sgd(self, ctx, p, g, state);
+        }
         dispatch::run(&SgdKernel(self, ctx), p, g, state).map(drop)
     }
 }
@@ -568,6 +560,13 @@ impl Algorithm for Upgd {
         true
     }
     fn pre_pass(&self, ctx: &StepContext, p: &Tensor, g: &Tensor, state: &[Tensor]) -> Result<f64> {
+        if cuda::is_cuda(p) {
+            // The two-pass global-max launch (upgd_utility / upgd_update) has no launcher yet.
+            return Err(Error::NotImplementedOnDevice {
+                op: "UPGD",
+                device: p.device(),
+            });
+        }
         dispatch::run(
             &UpgdKernel {
                 h: self,

@@ -29,9 +29,10 @@ fn fail(op: &'static str, reason: impl Into<String>) -> Error {
 /// The bytes of a state buffer, little-endian.
 fn buffer_bytes(t: &Tensor) -> Result<(Dtype, Vec<u8>)> {
     match t.dtype() {
+        // `to_vec` downloads CUDA state; on the CPU it is a copy as `with_data` would make.
         DType::F32 => Ok((
             Dtype::F32,
-            t.with_data(|d: &[f32]| d.iter().flat_map(|x| x.to_le_bytes()).collect())?,
+            t.to_vec::<f32>()?.iter().flat_map(|x| x.to_le_bytes()).collect(),
         )),
         DType::F64 => Ok((
             Dtype::F64,
@@ -161,7 +162,19 @@ impl<A: Algorithm> Optimizer<A> {
         );
         autograd::no_grad(|| -> Result<()> {
             for (g, i, k, data) in &writes {
-                let buf = &self.state[*g][*i].buffers[k.expect("state buffer")];
+                let slot = &mut self.state[*g][*i].buffers[k.expect("state buffer")];
+                if slot.device() != autograd::Device::Cpu {
+                    // CUDA state (always f32) is replaced by an upload of the checkpoint's
+                    // values: the kernels only ever see the current buffer's address.
+                    let values: Vec<f32> = data
+                        .chunks_exact(4)
+                        .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes")))
+                        .collect();
+                    *slot = Tensor::from_vec(values, slot.shape(), autograd::Device::Cpu)?
+                        .to_device(slot.device())?;
+                    continue;
+                }
+                let buf = &*slot;
                 match buf.dtype() {
                     DType::F32 => buf.with_data_mut(|d: &mut [f32]| {
                         for (x, b) in d.iter_mut().zip(data.chunks_exact(4)) {

@@ -83,10 +83,11 @@ pub(crate) fn check_param(op: &'static str, p: &Tensor) -> Result<()> {
             expected: "f32, f64 or bf16 parameters",
         });
     }
-    if p.device() != Device::Cpu {
-        return Err(Error::DeviceUnavailable {
+    if p.device() != Device::Cpu && p.dtype() == DType::F64 {
+        // optim.cu computes in f32 (f32 or bf16 parameters); see `super::cuda`.
+        return Err(Error::NotImplementedOnDevice {
+            op,
             device: p.device(),
-            reason: format!("{op}: the CUDA launch of the fused kernels arrives with the CUDA backend"),
         });
     }
     if !p.is_contiguous() {
@@ -144,6 +145,18 @@ where
 
 /// Σ g² of one gradient in f64 (the global-norm clip).
 pub(crate) fn grad_sumsq(grad: &Tensor) -> Result<f64> {
+    if grad.device() != Device::Cpu {
+        // On CUDA through the tensor ops (f32 only: bf16 does not compute at the tensor level);
+        // the sum is f32 on the device, widened here. The fused sumsq kernels are not launched.
+        if grad.dtype() != DType::F32 {
+            return Err(Error::NotImplementedOnDevice {
+                op: "clip_grad_norm",
+                device: grad.device(),
+            });
+        }
+        let s = grad.mul(grad)?.sum_all()?;
+        return Ok(s.to_vec_f64()?[0]);
+    }
     match grad.dtype() {
         DType::F32 => grad.with_data(|g: &[f32]| kernels::optim::cpu::grad_sumsq(g)),
         DType::F64 => grad.with_data(|g: &[f64]| kernels::optim::cpu::grad_sumsq(g)),

@@ -43,6 +43,7 @@
 
 mod algorithms;
 mod checkpoint;
+mod cuda;
 mod dispatch;
 
 pub use algorithms::{AdamW, Algorithm, Lion, Sgd, StepContext, Upgd, WeightDecay};

@@ -23,6 +23,32 @@ pub enum DecayShape {
     OneMinusSqrt,
 }
 
+/// The shape of the infinite schedule's cooldown from 1 to `constant` (Ibrahim et al. [33],
+/// Section 7.3, which offers both).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum CooldownShape {
+    /// Half a cosine from 1 to `constant`.
+    Cosine,
+    /// `1 + (constant - 1)·h(x)/h(1)` with `h(x) = 1/sqrt(1 + timescale·x) - 1` and `x` the
+    /// fraction of the cooldown elapsed: falls fast at first and flattens towards `constant`
+    /// (more so for a larger `timescale`); the normalization by `h(1)` makes it end exactly
+    /// at `constant` whatever the timescale.
+    InverseSqrt { timescale: f64 },
+}
+
+impl CooldownShape {
+    /// The cooldown's value at fraction `x` of its length, from 1 (x = 0) to `end` (x = 1).
+    fn at(self, x: f64, end: f64) -> f64 {
+        match self {
+            CooldownShape::Cosine => cosine(x, end),
+            CooldownShape::InverseSqrt { timescale } => {
+                let h = |x: f64| 1.0 / (1.0 + timescale * x).sqrt() - 1.0;
+                1.0 + (end - 1.0) * (h(x) / h(1.0))
+            }
+        }
+    }
+}
+
 /// How [`refine_from_grad_norms`] weighs each step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RefineWeights {
@@ -57,13 +83,14 @@ pub enum Schedule {
         shape: DecayShape,
     },
     /// The infinite schedule ([34], as defined in [33]): linear warmup 0 → 1 over `warmup`,
-    /// cosine cooldown 1 → `constant` over the next `cooldown` steps, `constant` for as long as
-    /// needed, and, once `anneal_start` is set, a geometric anneal
+    /// a cooldown 1 → `constant` along `cooldown_shape` (cosine or inverse-sqrt) over the next
+    /// `cooldown` steps, `constant` for as long as needed, and, once `anneal_start` is set, a geometric anneal
     /// `constant · (min/constant)^((t - start)/anneal_steps)` reaching `min` after
     /// `anneal_steps` and staying there.
     Infinite {
         warmup: u64,
         cooldown: u64,
+        cooldown_shape: CooldownShape,
         constant: f64,
         anneal_start: Option<u64>,
         anneal_steps: u64,
@@ -146,6 +173,7 @@ impl Schedule {
             Schedule::Infinite {
                 warmup,
                 cooldown,
+                cooldown_shape,
                 constant,
                 anneal_start,
                 anneal_steps,
@@ -156,7 +184,7 @@ impl Schedule {
                     constant * (min / constant).powf(x)
                 }
                 _ if t < *warmup => progress(t, 0, *warmup),
-                _ => cosine(progress(t, *warmup, *cooldown), *constant),
+                _ => cooldown_shape.at(progress(t, *warmup, *cooldown), *constant),
             },
             Schedule::Rewarm {
                 stage_starts,
@@ -226,12 +254,21 @@ impl Schedule {
             Schedule::Infinite {
                 warmup,
                 cooldown,
+                cooldown_shape,
                 constant,
                 anneal_start,
                 min,
                 ..
             } => {
                 fraction("min", *min)?;
+                if let CooldownShape::InverseSqrt { timescale } = cooldown_shape {
+                    // h(1) = 0 at timescale 0: the normalized curve would be 0/0.
+                    if !(timescale.is_finite() && *timescale > 0.0) {
+                        return bad(format!(
+                            "inverse-sqrt cooldown timescale = {timescale} must be finite and > 0"
+                        ));
+                    }
+                }
                 if !(constant.is_finite() && *constant > 0.0) {
                     return bad(format!("constant = {constant} must be finite and > 0"));
                 }

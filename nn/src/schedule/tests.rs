@@ -72,6 +72,7 @@ fn infinite_schedule_phases() {
     let mut s = Schedule::Infinite {
         warmup: 10,
         cooldown: 40,
+        cooldown_shape: CooldownShape::Cosine,
         constant: 0.25,
         anneal_start: None,
         anneal_steps: 20,
@@ -95,6 +96,34 @@ fn infinite_schedule_phases() {
         (s.at(210) - (0.25f64 * 0.01).sqrt()).abs() < 1e-15,
         "geometric midpoint"
     );
+}
+
+#[test]
+fn infinite_schedule_inverse_sqrt_cooldown() {
+    let s = Schedule::Infinite {
+        warmup: 10,
+        cooldown: 40,
+        cooldown_shape: CooldownShape::InverseSqrt { timescale: 10.0 },
+        constant: 0.25,
+        anneal_start: Some(200),
+        anneal_steps: 20,
+        min: 0.01,
+    };
+    s.validate().unwrap();
+    insta::assert_snapshot!(
+        "infinite_inverse_sqrt",
+        render(&s, [0, 5, 10, 11, 14, 20, 30, 49, 50, 51, 199, 200, 210, 220])
+    );
+    // Continuous at both ends of the cooldown, and monotone within it.
+    assert_eq!(s.at(10), 1.0);
+    assert!((s.at(50) - 0.25).abs() < 1e-15);
+    assert!((10..50).all(|t| s.at(t + 1) < s.at(t)));
+    // The definition at the midpoint: 1 + (c - 1)·h(1/2)/h(1), h(x) = 1/sqrt(1 + 10x) - 1.
+    let h = |x: f64| 1.0 / (1.0 + 10.0 * x).sqrt() - 1.0;
+    assert!((s.at(30) - (1.0 - 0.75 * h(0.5) / h(1.0))).abs() < 1e-15);
+    // It front-loads the decay: a quarter in, more than half of the drop is done (the cosine
+    // has done 15%).
+    assert!(s.at(20) < 1.0 - 0.5 * 0.75);
 }
 
 #[test]
@@ -163,7 +192,17 @@ fn bad_parameters_are_errors() {
         Schedule::Infinite {
             warmup: 10,
             cooldown: 10,
+            cooldown_shape: CooldownShape::Cosine,
             constant: 0.0,
+            anneal_start: None,
+            anneal_steps: 1,
+            min: 0.0,
+        },
+        Schedule::Infinite {
+            warmup: 10,
+            cooldown: 10,
+            cooldown_shape: CooldownShape::InverseSqrt { timescale: 0.0 },
+            constant: 0.5,
             anneal_start: None,
             anneal_steps: 1,
             min: 0.0,

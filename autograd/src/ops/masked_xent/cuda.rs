@@ -1,0 +1,154 @@
+//! `cross_entropy_with` on CUDA tensors: `masked_xent.cu` through
+//! `kernels::masked_xent::cuda`, f32 logits (the dtype tensors compute in; the bf16 kernels are
+//! reached through `kernels` directly). Every option of the CPU path: the three mask encodings
+//! with hard or finite mask values, the three reductions, label smoothing, ignore_index, z-loss
+//! and the focal weight.
+//!
+//! Errors are the CPU path's: the targets are checked on the host (they are one i64 per row,
+//! a small download next to the logits), and a NaN or +inf logit at an allowed class, which
+//! only the kernel sees, comes back through its status word.
+
+use super::{check_targets, CrossEntropyOptions, CrossEntropyOutput};
+use crate::graph::record;
+use crate::ops::loss::Reduction;
+use crate::tensor::cuda::cuda_err;
+use crate::{DType, Error, Result, Tensor};
+use kernels::cuda::{DeviceBuffer, FloatType};
+use kernels::masked_xent::cuda as xent;
+use kernels::masked_xent::launch::{XentParams, STATUS_BAD_TARGET, STATUS_MASKED_TARGET, STATUS_NONFINITE};
+use kernels::masked_xent::XentOptions;
+use std::sync::Arc;
+
+const OP: &str = "cross_entropy_with";
+
+fn contiguous(t: &Tensor) -> Result<Tensor> {
+    if t.is_contiguous() {
+        Ok(t.detach())
+    } else {
+        t.cuda_contiguous_copy()
+    }
+}
+
+/// The forward's status word as an error (the CPU path's messages).
+fn status_error(status: [i32; 2]) -> Option<Error> {
+    let (flags, row) = (status[0], status[1]);
+    let why = if flags & STATUS_NONFINITE != 0 {
+        "has a NaN or +inf logit at an allowed class"
+    } else if flags & (STATUS_BAD_TARGET | STATUS_MASKED_TARGET) != 0 {
+        // The host checked the targets already; reaching this is a kernel/host disagreement.
+        "has a target the kernel rejected (out of range or masked)"
+    } else {
+        return None;
+    };
+    Some(Error::InvalidArgument {
+        op: OP,
+        reason: format!("row {row} {why}"),
+    })
+}
+
+pub(super) fn cross_entropy(
+    x: &Tensor,
+    targets: &Tensor,
+    opts: &CrossEntropyOptions,
+    rows: usize,
+    classes: usize,
+) -> Result<CrossEntropyOutput> {
+    if x.dtype() != DType::F32 {
+        return Err(Error::NotImplementedOnDevice {
+            op: OP,
+            device: x.device(),
+        });
+    }
+    let t = targets.to_vec::<i64>()?;
+    check_targets(OP, &t, classes, opts)?;
+    let counted = t.iter().filter(|&&v| Some(v) != opts.ignore_index).count();
+    let kopts = XentOptions {
+        mask_value: opts.mask_value,
+        label_smoothing: opts.label_smoothing,
+        ignore_index: opts.ignore_index,
+        z_loss: opts.z_loss,
+        focal_gamma: opts.focal_gamma,
+    };
+    let p = XentParams::cross_entropy(rows, classes, &opts.mask, &kopts);
+    let dev = x.cuda_dev()?;
+    let device = x.device();
+    let xc = contiguous(x)?;
+    let tc = contiguous(targets)?;
+    // The mask's own encoding on the device; shared with the backward.
+    let bytes = xent::mask_bytes(&opts.mask);
+    let mask: Option<Arc<DeviceBuffer>> = if bytes.is_empty() {
+        None
+    } else {
+        Some(Arc::new(dev.upload(&bytes).map_err(cuda_err(OP))?))
+    };
+    let mask_ptr = |m: &Option<Arc<DeviceBuffer>>| m.as_ref().map_or(0, |b| b.ptr());
+    let per_row = Tensor::cuda_empty(targets.shape(), DType::F32, device)?;
+    let lse = Tensor::cuda_empty(targets.shape(), DType::F32, device)?;
+    let coef = Tensor::cuda_empty(&[rows, 3], DType::F32, device)?;
+    let status = dev.upload(&xent::STATUS_INIT).map_err(cuda_err(OP))?;
+    let bufs = xent::ForwardBuffers {
+        x: xc.cuda_ptr()?,
+        targets: tc.cuda_ptr()?,
+        mask: mask_ptr(&mask),
+        loss: per_row.cuda_ptr()?,
+        lse: lse.cuda_ptr()?,
+        coef: coef.cuda_ptr()?,
+        status: status.ptr(),
+    };
+    // SAFETY: x is [rows, classes] f32, targets, loss and lse [rows], coef [rows, 3], status
+    // two i32 at STATUS_INIT, and the mask bytes are `p`'s encoding (checked by mask.check).
+    unsafe { xent::forward(&dev, FloatType::F32, &p, &bufs) }.map_err(cuda_err(OP))?;
+    let mut st = [0i32; 2];
+    dev.copy_to_host(&status, 0, &mut st).map_err(cuda_err(OP))?;
+    if let Some(e) = status_error(st) {
+        return Err(e);
+    }
+    let reduction = opts.reduction;
+    let loss = match reduction {
+        Reduction::None => per_row,
+        Reduction::Sum | Reduction::Mean => {
+            let out = Tensor::cuda_empty(&[], DType::F32, device)?;
+            // SAFETY: per_row and targets hold `rows` values, out one f32.
+            unsafe {
+                xent::reduce(
+                    &dev,
+                    &p,
+                    per_row.cuda_ptr()?,
+                    tc.cuda_ptr()?,
+                    out.cuda_ptr()?,
+                    reduction == Reduction::Mean,
+                )
+            }
+            .map_err(cuda_err(OP))?;
+            out
+        }
+    };
+    let saved_lse = lse.clone();
+    let backward = move |g: &Tensor, _: &[bool]| -> Result<Vec<Option<Tensor>>> {
+        let g = contiguous(g)?;
+        let dev = g.cuda_dev()?;
+        let dx = Tensor::cuda_empty(xc.shape(), DType::F32, g.device())?;
+        let (g_stride, g_scale) = match reduction {
+            Reduction::None => (1, 1.0),
+            Reduction::Sum => (0, 1.0),
+            // `counted == 0`: every row ignored, the mean is 0 and so is its gradient.
+            Reduction::Mean => (0, if counted == 0 { 0.0 } else { 1.0 / counted as f32 }),
+        };
+        let b = xent::BackwardBuffers {
+            x: xc.cuda_ptr()?,
+            targets: tc.cuda_ptr()?,
+            mask: mask_ptr(&mask),
+            lse: saved_lse.cuda_ptr()?,
+            coef: coef.cuda_ptr()?,
+            g: g.cuda_ptr()?,
+            g_stride,
+            g_scale,
+            dx: dx.cuda_ptr()?,
+        };
+        // SAFETY: as in the forward; g holds one value (reduced) or one per row.
+        unsafe { xent::backward(&dev, FloatType::F32, &p, &b) }.map_err(cuda_err(OP))?;
+        Ok(vec![Some(dx)])
+    };
+    let loss = record("cross_entropy_with", &[x], loss, backward);
+    Ok(CrossEntropyOutput { loss, lse })
+}
