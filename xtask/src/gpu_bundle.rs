@@ -25,8 +25,9 @@ pub struct GpuBundleArgs {
 }
 
 /// The test binaries the GPU run needs: the parity suite and the kernel checks.
-const TESTS: [(&str, &str); 4] = [
+const TESTS: [(&str, &str); 5] = [
     ("autograd", "parity"),
+    ("nn", "optim_cuda"),
     ("kernels", "cuda_launch_refs"),
     ("kernels", "nvrtc_compile"),
     ("kernels", "kernels"),
@@ -57,6 +58,8 @@ pub fn run(args: &GpuBundleArgs, root: &Path) -> Result<u8, String> {
         "autograd",
         "-p",
         "kernels",
+        "-p",
+        "nn",
     ]);
     let tests = built_executables(cmd)?;
     for (package, target) in TESTS {
@@ -71,6 +74,26 @@ pub fn run(args: &GpuBundleArgs, root: &Path) -> Result<u8, String> {
         for (_, target, path) in built_executables(cmd)? {
             copy_stripped(&path, &bin.join(format!("bench-{target}")))?;
         }
+        // The roofline report (`cargo xtask bench` there has no cargo): the binary and the
+        // PyTorch reference script it runs.
+        let mut cmd = cargo(root);
+        cmd.args([
+            "build",
+            "--release",
+            "--message-format=json",
+            "-p",
+            "bench",
+            "--bin",
+            "bench-report",
+        ]);
+        let report = built_executables(cmd)?;
+        let Some((_, _, exe)) = report.iter().find(|(_, t, _)| t == "bench-report") else {
+            return Err("cargo built no bench-report binary".into());
+        };
+        copy_stripped(exe, &bin.join("roofline-report"))?;
+        let script = root.join("bench/reference/reference.py");
+        fs::copy(&script, out.join("reference.py"))
+            .map_err(|e| format!("cannot copy {}: {e}", script.display()))?;
     }
 
     // Headers: small, and the GPU machine may lack cuda_bf16.h outside a toolkit.
@@ -250,9 +273,16 @@ run launch-refs      bin/cuda_launch_refs --nocapture
 run nvrtc-compile    bin/nvrtc_compile --nocapture
 run parity           bin/parity --test-threads=1 --skip training_steps_reuse_pooled_memory
 run memory           bin/parity --test-threads=1 --exact memory::training_steps_reuse_pooled_memory
+run optim-parity     bin/optim_cuda --test-threads=1
 for b in bin/bench-*; do
   [ -x "$b" ] && run "$(basename "$b")" "$b" --bench --quick
 done
+# The roofline report against PyTorch (python3 there holds it); outputs under report/.
+if [ -x bin/roofline-report ]; then
+  export BENCH_REFERENCE_SCRIPT="$here/reference.py"
+  run roofline-report bin/roofline-report --device cuda --out "$here/report"
+  run roofline-report-cpu bin/roofline-report --device cpu --quick --out "$here/report-cpu"
+fi
 echo "exit status $status (logs in $here/logs)"
 exit $status
 "#;

@@ -17,6 +17,12 @@ use serde_json::{json, Value};
 use super::timing::{Plan, Timing};
 
 pub const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/reference/reference.py");
+
+/// The script to run: `$BENCH_REFERENCE_SCRIPT` (the GPU bundle carries a copy away from the
+/// source tree), else the one in this source tree.
+fn script() -> String {
+    std::env::var("BENCH_REFERENCE_SCRIPT").unwrap_or_else(|_| SCRIPT.into())
+}
 /// The script as the report names it.
 pub const SCRIPT_NAME: &str = "bench/reference/reference.py";
 
@@ -97,24 +103,25 @@ pub fn run(device: Device, plan: &Plan, cases: &[(usize, Value)]) -> Outcome {
 /// Feeds `input` to the script; its stderr (progress) goes straight to ours.
 fn call(input: &Value) -> Result<Value, String> {
     let py = python();
+    let script = script();
     let mut child = Command::new(&py)
-        .arg(SCRIPT)
+        .arg(&script)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
-        .map_err(|e| format!("could not start {py} {SCRIPT}: {e}"))?;
+        .map_err(|e| format!("could not start {py} {script}: {e}"))?;
     child
         .stdin
         .take()
         .expect("piped")
         .write_all(input.to_string().as_bytes())
-        .map_err(|e| format!("writing the cases to {SCRIPT}: {e}"))?;
-    let out = child.wait_with_output().map_err(|e| format!("{SCRIPT}: {e}"))?;
+        .map_err(|e| format!("writing the cases to {script}: {e}"))?;
+    let out = child.wait_with_output().map_err(|e| format!("{script}: {e}"))?;
     if !out.status.success() {
-        return Err(format!("{SCRIPT} failed ({})", out.status));
+        return Err(format!("{script} failed ({})", out.status));
     }
-    serde_json::from_slice(&out.stdout).map_err(|e| format!("{SCRIPT} printed no JSON: {e}"))
+    serde_json::from_slice(&out.stdout).map_err(|e| format!("{script} printed no JSON: {e}"))
 }
 
 /// `{"results": {"<id>": {"times": [...]} | {"skipped": "why"}}}` into per-case outcomes.
