@@ -101,6 +101,20 @@ fn plan(scale: Scale) -> Plan {
     }
 }
 
+/// Sum with 16 independent accumulators, so the loop is bound by loads, not by the latency of
+/// one chain of dependent adds (which would cap it at one element per add latency).
+fn sum_lanes(x: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 16];
+    let chunks = x.chunks_exact(16);
+    let tail: f32 = chunks.remainder().iter().sum();
+    for c in chunks {
+        for (a, v) in acc.iter_mut().zip(c) {
+            *a += v;
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
 /// Nonzero values (a copy or GEMM of zeros can be special-cased by hardware or libraries).
 fn ramp(n: usize) -> Vec<f32> {
     (0..n).map(|i| 1.0 + (i % 1021) as f32 * 1e-3).collect()
@@ -140,10 +154,7 @@ pub fn measure_cpu(scale: Scale, threads: usize) -> Ceilings {
     let chunk = n.div_ceil(threads.max(1));
     let read = measure(&plan, Device::Cpu, |_| {
         let total: f32 = std::thread::scope(|s| {
-            let parts: Vec<_> = src
-                .chunks(chunk)
-                .map(|c| s.spawn(move || c.iter().fold(0.0f32, |a, &x| a + x)))
-                .collect();
+            let parts: Vec<_> = src.chunks(chunk).map(|c| s.spawn(move || sum_lanes(c))).collect();
             parts.into_iter().map(|p| p.join().unwrap_or(0.0)).sum()
         });
         std::hint::black_box(total);

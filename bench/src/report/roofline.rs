@@ -36,7 +36,11 @@ pub fn figure(report: &Report) -> Figure {
             pts,
         ));
     }
-    for ceil in c.measured.iter().filter(|m| m.kind == Kind::Bandwidth && !c.is_roof(m)) {
+    for ceil in c
+        .measured
+        .iter()
+        .filter(|m| m.kind == Kind::Bandwidth && !c.is_roof(m))
+    {
         let bw = ceil.rate / 1e9;
         let end = c.compute().map_or(hi, |p| (p / 1e9 / bw).min(hi));
         fig.push(Series::dashed(
