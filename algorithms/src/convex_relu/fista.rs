@@ -52,7 +52,7 @@ impl Default for FistaOptions {
 /// Largest eigenvalue of AᵀA (A = [D_1X, …, D_PX]) by a few power iterations: a lower estimate
 /// of the gradient's Lipschitz constant, so 1/L is a first step the line search rarely shrinks
 /// by more than once or twice.
-fn lipschitz_estimate(ops: &PatternOps, len: usize, n: usize) -> f64 {
+pub(crate) fn lipschitz_estimate(ops: &PatternOps, len: usize, n: usize) -> f64 {
     let mut v: Vec<f64> = (0..len).map(|e| 1.0 + 0.1 * ((e as f64) * 0.618).sin()).collect();
     let mut av = vec![0.0; n];
     let mut lam = 0.0;
