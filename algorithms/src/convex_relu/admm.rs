@@ -275,7 +275,7 @@ pub fn solve_admm(ds: &Dataset, pats: &Patterns, opt: &AdmmOptions) -> Result<Co
             let rel_dual = dual / dual_scale.max(1e-300);
             let factor = (rel_pri / rel_dual.max(1e-300)).sqrt().clamp(1e-3, 1e3);
             let new_rho = (rho * factor).clamp(1e-6, 1e6);
-            if (factor > 5.0 || factor < 0.2) && new_rho != rho {
+            if !(0.2..=5.0).contains(&factor) && new_rho != rho {
                 let factor = new_rho / rho;
                 rho = new_rho;
                 rho_changes += 1;
