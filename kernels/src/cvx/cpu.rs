@@ -27,7 +27,7 @@ pub struct CvxShape {
 }
 
 impl CvxShape {
-    fn check(&self, op: &str, bufs: &[(&str, usize, usize)]) -> Result<(), CvxError> {
+    pub(super) fn check(&self, op: &str, bufs: &[(&str, usize, usize)]) -> Result<(), CvxError> {
         for &(name, len, want) in bufs {
             if len != want {
                 return Err(CvxError(format!(
