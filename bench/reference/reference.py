@@ -115,8 +115,16 @@ def numpy_ops(np):
             return optim(c, rng)
         if op.startswith("cvx_") or op == "group_soft_threshold":
             return cvx(c, rng)
+        if op == "embedding":
+            ids = (np.arange(c["ids"], dtype=np.int64) * 7919 + seed) % c["vocab"]
+            w = rng.standard_normal((c["vocab"], c["dim"])).astype(np.float32)
+            return lambda: np.take(w, ids, axis=0)
         dt = np.dtype(c["dtype"])
         a = [rng.standard_normal(s).astype(dt) for s in c["shapes"]]
+        if op == "dropout":
+            # numpy has no fused dropout: draw the uniforms, compare, scale (what a user writes).
+            p = c["p"]
+            return lambda: a[0] * (rng.random(a[0].shape, dtype=np.float32) >= p) * np.float32(1 / (1 - p))
         simple = {
             "add": lambda: a[0] + a[1],
             "mul": lambda: a[0] * a[1],
@@ -170,7 +178,13 @@ def torch_ops(torch, device):
             return opt.step
         if op.startswith("cvx_") or op == "group_soft_threshold":
             raise Skip("no PyTorch version of the cvx primitives")
+        if op == "embedding":
+            ids = (torch.arange(c["ids"], device=device) * 7919 + seed) % c["vocab"]
+            w = randn(c["vocab"], c["dim"])
+            return lambda: F.embedding(ids, w)
         a = [randn(*s) for s in c["shapes"]]
+        if op == "dropout":
+            return lambda: F.dropout(a[0], c["p"], training=True)
         table = {
             "add": lambda: a[0] + a[1],
             "mul": lambda: a[0] * a[1],

@@ -7,6 +7,7 @@
 //! untouched on error). Shape agreement, by contrast, is the caller's job (the autograd ops
 //! check it and report shapes), and a violated shape precondition panics as a bug.
 
+pub mod cost;
 pub mod cpu;
 pub mod launch;
 

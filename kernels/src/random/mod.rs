@@ -33,6 +33,7 @@
 //! A caller that draws several tensors from one seed advances `offset` by
 //! [`philox::blocks_for`]`(n) = ceil(n / 4)` after each, so no two draws share a counter.
 
+pub mod cost;
 pub mod cuda;
 pub mod dropout;
 pub mod launch;

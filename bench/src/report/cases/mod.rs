@@ -172,6 +172,8 @@ mod tests {
             "masked_xent",
             "optim",
             "cvx",
+            "index",
+            "random",
         ] {
             assert!(cases.iter().any(|c| c.family == family), "no {family} case");
         }

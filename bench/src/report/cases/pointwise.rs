@@ -189,5 +189,47 @@ pub(super) fn cases(scale: Scale) -> Vec<Case> {
         json!({"op": "rms_norm"}),
         |x| x[0].rms_norm(x[1].shape(), Some(&x[1]), 1e-6),
     ));
+    out.push(embedding_case(scale));
+    out.push(op_case(
+        "random",
+        "dropout (p = 0.1, train)",
+        vec![vec![n]],
+        f,
+        kernels::random::cost::dropout_bytes(n, e),
+        kernels::random::cost::dropout_flops(n),
+        json!({"op": "dropout", "p": 0.1}),
+        |x| x[0].dropout(0.1, 7, 0, true),
+    ));
     out
+}
+
+/// An embedding lookup: `ids` token ids (spread over the vocabulary) into a `[vocab, dim]` table.
+fn embedding_case(scale: Scale) -> Case {
+    let (ids, vocab, dim) = scale.pick((16_384, 32_768, 512), (8192, 32_768, 512), (64, 100, 16));
+    let f = DType::F32;
+    Case {
+        family: "index",
+        kernel: "embedding".into(),
+        shape: format!("{ids} ids, {vocab}x{dim}"),
+        dtype: "f32",
+        bytes: kernels::index::cost::gather_rows_bytes(ids, dim, 4),
+        flops: kernels::index::cost::gather_rows_flops(ids, dim),
+        build: Box::new(move |env| {
+            let device = env.device;
+            let inputs = sets(env.copies, |seed| {
+                // A multiplicative hash spreads consecutive positions over the table.
+                let id: Vec<i64> = (0..ids as u64)
+                    .map(|k| ((k * 7919 + seed) % vocab as u64) as i64)
+                    .collect();
+                let id =
+                    Tensor::from_vec(id, &[ids], autograd::Device::Cpu).and_then(|t| t.to_device(device));
+                Ok((id.map_err(err)?, randn(&[vocab, dim], f, device, seed)?))
+            })?;
+            Ok(Box::new(move |i| {
+                let (id, w) = &inputs[i % inputs.len()];
+                autograd::embedding(id, w).map(drop).map_err(err)
+            }))
+        }),
+        reference: Reference::Python(json!({"op": "embedding", "ids": ids, "vocab": vocab, "dim": dim})),
+    }
 }
