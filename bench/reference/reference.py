@@ -66,14 +66,16 @@ def numpy_ops(np):
         return f
 
     def optim(c, rng):
+        # One array per tensor of the group ("sizes"), or one of n; each updated in place.
         n, op = c["n"], c["op"]
-        p, g = rng.standard_normal(n, dtype=np.float32), rng.standard_normal(n, dtype=np.float32)
-        m, v = np.zeros(n, np.float32), np.zeros(n, np.float32)
+        sizes = c.get("sizes", [n])
+        ps = [rng.standard_normal(k, dtype=np.float32) for k in sizes]
+        gs = [rng.standard_normal(k, dtype=np.float32) for k in sizes]
+        ms, vs = [np.zeros(k, np.float32) for k in sizes], [np.zeros(k, np.float32) for k in sizes]
         lr, b1, b2, eps, wd = 1e-3, 0.9, 0.999, 1e-8, 1e-2
 
         # In place (`+=` on an array updates it), as an optimizer would.
-        def f():
-            nonlocal p, m, v
+        def step(p, g, m, v):
             if op == "adamw":
                 np.multiply(p, 1 - lr * wd, out=p)
                 np.multiply(m, b1, out=m)
@@ -90,6 +92,10 @@ def numpy_ops(np):
                 np.multiply(m, 0.9, out=m)
                 m += g
                 p -= 1e-2 * (g + 0.9 * m)
+
+        def f():
+            for t in zip(ps, gs, ms, vs):
+                step(*t)
         return f
 
     def cvx(c, rng):
@@ -171,10 +177,12 @@ def torch_ops(torch, device):
         if op in ("adamw", "lion", "sgd_nesterov"):
             if op == "lion":
                 raise Skip("PyTorch has no Lion")
-            p = torch.nn.Parameter(randn(c["n"]))
-            p.grad = randn(c["n"])
-            opt = (torch.optim.AdamW([p], lr=1e-3, fused=True) if op == "adamw"
-                   else torch.optim.SGD([p], lr=1e-2, momentum=0.9, nesterov=True, foreach=True))
+            # The fused AdamW (one multi-tensor launch per group, as ours) over the same tensors.
+            ps = [torch.nn.Parameter(randn(k)) for k in c.get("sizes", [c["n"]])]
+            for p in ps:
+                p.grad = randn(p.numel())
+            opt = (torch.optim.AdamW(ps, lr=1e-3, fused=True) if op == "adamw"
+                   else torch.optim.SGD(ps, lr=1e-2, momentum=0.9, nesterov=True, foreach=True))
             return opt.step
         if op.startswith("cvx_") or op == "group_soft_threshold":
             raise Skip("no PyTorch version of the cvx primitives")

@@ -2,9 +2,13 @@
 //! parameters and gradients must be **bit-identical**. `optim.cu` writes every f32 operation as
 //! an explicit round-to-nearest intrinsic in the CPU reference's order (no FMA contraction,
 //! IEEE sqrt and division), rounds bf16 parameters the same way, and draws stochastic-rounding
-//! bits from the same Philox offsets, so AdamW, Lion (sign, Huber), Signum, signSGD and SGD
-//! leave no room for a tolerance. Also: a checkpoint of CUDA state resumes bit-exactly, and
-//! what has no CUDA launcher yet (UPGD, Lion's l2 κ) is a clear error.
+//! bits from the same Philox offsets, so AdamW, Lion (sign, Huber), Signum, signSGD, SGD and
+//! UPGD without gating and noise leave no room for a tolerance. Where the device computes a
+//! transcendental (UPGD's sigmoid `expf`, its Box–Muller `logf`/`cosf`) or sums in another
+//! order (Lion's ℓ2 κ norm, f64 sums in a tree), each test states its tolerance and why.
+//! Every optimizer step updates a group in one launch per dtype, so the groups here mix sizes
+//! that are 1, not multiples of the 4-wide vector, and straddle 65536-element chunks. Also: a
+//! checkpoint of CUDA state resumes bit-exactly, and what has no CUDA kernel is a clear error.
 //!
 //! Skips with a printed reason where there is no GPU; `REQUIRE_CUDA=1` makes that a failure.
 
@@ -36,7 +40,35 @@ fn randn(shape: &[usize], dtype: DType, seed: u64) -> Tensor {
 }
 
 /// Parameter shapes: a chunk-sized tensor plus odd sizes (tails of the 4-wide vector loop).
-const SHAPES: [&[usize]; 3] = [&[257, 300], &[7], &[1]];
+const SHAPES: &[&[usize]] = &[&[257, 300], &[7], &[1]];
+
+/// One group of many tensors, one launch: sizes 1..5, around the 4-wide vector and the 256-thread
+/// block (255, 256, 257, 1023 = 4·256 − 1, 1025), around the 65536-element chunk (65535, 65537),
+/// and one of several chunks with a ragged tail (3 chunks + 5).
+const MANY: &[&[usize]] = &[
+    &[1],
+    &[2],
+    &[3],
+    &[4],
+    &[5],
+    &[255],
+    &[256],
+    &[257],
+    &[1023],
+    &[5, 205],
+    &[65535],
+    &[65537],
+    &[3, 65536 + 5],
+    &[1],
+];
+
+/// How a CUDA trajectory must agree with the CPU's.
+#[derive(Clone, Copy, Debug)]
+enum Agree {
+    Bits,
+    /// `|cpu − cuda| <= ulps·ulp(|cpu|) + atol`, with ulp in the parameter's dtype.
+    Within { ulps: f64, atol: f64 },
+}
 
 fn bits(t: &Tensor) -> Vec<u64> {
     // Bit patterns, so that -0 vs +0 and NaN payloads count as differences.
@@ -57,10 +89,56 @@ fn bits(t: &Tensor) -> Vec<u64> {
     }
 }
 
+/// The distance between two values of `dtype` in units of the dtype's ulp at `|a|`, plus
+/// whether they are within `ulps` ulps and `atol`.
+fn within(a: f64, b: f64, dtype: DType, ulps: f64, atol: f64) -> bool {
+    if a.to_bits() == b.to_bits() {
+        return true;
+    }
+    let mantissa = if dtype == DType::BF16 { 7 } else { 23 };
+    let exp = if a == 0.0 { -126 } else { a.abs().log2().floor() as i32 }.max(-126);
+    let ulp = 2f64.powi(exp - mantissa);
+    (a - b).abs() <= ulps * ulp + atol
+}
+
+fn assert_agree(name: &str, dtype: DType, i: usize, step: u64, cpu: &Tensor, gpu: &Tensor, agree: Agree) {
+    match agree {
+        Agree::Bits => assert_eq!(
+            bits(cpu),
+            bits(gpu),
+            "{name} {dtype}: parameter {i} differs after step {step}"
+        ),
+        Agree::Within { ulps, atol } => {
+            let (c, g) = (cpu.to_vec_f64().unwrap(), gpu.to_vec_f64().unwrap());
+            for (j, (a, b)) in c.iter().zip(&g).enumerate() {
+                assert!(
+                    within(*a, *b, dtype, ulps, atol),
+                    "{name} {dtype}: parameter {i}[{j}] after step {step}: CPU {a:e}, CUDA {b:e}"
+                );
+            }
+        }
+    }
+}
+
 /// `steps` steps of `hyper` on CPU copies and on CUDA copies of the same parameters with the
-/// same gradient stream; returns the two optimizers after asserting equal bits each step.
+/// same gradient stream, asserting equal bits after each step.
 fn trajectories<A: Algorithm>(name: &str, hyper: A, dtype: DType, rounding: bool, dev: Device, steps: u64) {
-    let init: Vec<Tensor> = SHAPES
+    trajectories_of(name, hyper, dtype, rounding, dev, steps, SHAPES, Agree::Bits);
+}
+
+/// [`trajectories`] over parameters of `shapes` (one group), agreeing as `agree` says.
+#[allow(clippy::too_many_arguments)]
+fn trajectories_of<A: Algorithm>(
+    name: &str,
+    hyper: A,
+    dtype: DType,
+    rounding: bool,
+    dev: Device,
+    steps: u64,
+    shapes: &[&[usize]],
+    agree: Agree,
+) {
+    let init: Vec<Tensor> = shapes
         .iter()
         .enumerate()
         .map(|(i, s)| randn(s, dtype, i as u64))
@@ -74,7 +152,7 @@ fn trajectories<A: Algorithm>(name: &str, hyper: A, dtype: DType, rounding: bool
         runs.push((params, opt));
     }
     for step in 0..steps {
-        let grads: Vec<Tensor> = SHAPES
+        let grads: Vec<Tensor> = shapes
             .iter()
             .enumerate()
             .map(|(i, s)| randn(s, dtype, 100 + step * 10 + i as u64))
@@ -91,12 +169,7 @@ fn trajectories<A: Algorithm>(name: &str, hyper: A, dtype: DType, rounding: bool
             .unwrap_or_else(|e| panic!("{name} on {device}: {e}"));
         }
         for (i, (c, g)) in runs[0].0.iter().zip(&runs[1].0).enumerate() {
-            assert_eq!(
-                bits(c),
-                bits(g),
-                "{name} {dtype}: parameter {i} differs after step {}",
-                step + 1
-            );
+            assert_agree(name, dtype, i, step + 1, c, g, agree);
         }
     }
 }
@@ -242,24 +315,223 @@ fn cuda_state_checkpoints_resume_bit_exactly() {
 }
 
 #[test]
-fn what_has_no_cuda_launcher_says_so() {
+fn many_tensors_of_awkward_sizes_in_one_launch_are_bit_identical() {
+    let Some(dev) = cuda_or_skip("grouped launch CUDA parity") else {
+        return;
+    };
+    let adamw = AdamW {
+        lr: 1e-2,
+        weight_decay: 0.1,
+        ..AdamW::default()
+    };
+    let lion = Lion {
+        lr: 1e-2,
+        weight_decay: 0.1,
+        ..Lion::default()
+    };
+    let sgd = Sgd {
+        lr: 1e-2,
+        momentum: 0.9,
+        nesterov: true,
+        ..Sgd::default()
+    };
+    // No gating and no noise: s = 1/(1 + exp(0)) = 1/2 exactly, so UPGD is exact too.
+    let upgd = Upgd {
+        lr: 1e-2,
+        sigma: 0.0,
+        gating: false,
+        ..Upgd::default()
+    };
+    for (dtype, rounding) in [(DType::F32, false), (DType::BF16, false), (DType::BF16, true)] {
+        trajectories_of("AdamW (many)", adamw.clone(), dtype, rounding, dev, 3, MANY, Agree::Bits);
+        trajectories_of("Lion (many)", lion.clone(), dtype, rounding, dev, 3, MANY, Agree::Bits);
+        trajectories_of("SGD (many)", sgd.clone(), dtype, rounding, dev, 3, MANY, Agree::Bits);
+        trajectories_of("UPGD (many)", upgd.clone(), dtype, rounding, dev, 3, MANY, Agree::Bits);
+    }
+}
+
+/// The tolerance of a trajectory whose device arithmetic may round one intermediate
+/// differently from the CPU's each step: at most one rounding of the parameter flips to its
+/// neighbour per step (`steps` ulps), plus `atol` for what a transcendental perturbs.
+fn per_step(steps: u64, atol: f64) -> Agree {
+    Agree::Within {
+        ulps: steps as f64,
+        atol,
+    }
+}
+
+#[test]
+fn upgd_trajectories_match_the_cpu() {
+    let Some(dev) = cuda_or_skip("UPGD CUDA parity") else {
+        return;
+    };
+    let steps = 4;
+    // Exact: no gating (s = 1/2 without exp) and no noise; the global-max pass still runs.
+    let exact = Upgd {
+        lr: 1e-2,
+        sigma: 0.0,
+        gating: false,
+        ..Upgd::default()
+    };
+    for (dtype, rounding) in [(DType::F32, false), (DType::BF16, false), (DType::BF16, true)] {
+        trajectories_of("UPGD exact", exact.clone(), dtype, rounding, dev, steps, SHAPES, Agree::Bits);
+    }
+    // Gating and noise: the device's expf (sigmoid) and logf/cosf (Box–Muller on the same Philox
+    // words) are within 2 ulp of the CPU's libm, so s and ξ differ by ~2.4e-7 relative; that
+    // enters p through lr_gate·(g + ξ)·Δs and lr_gate·σ·Δξ, below 1e-7 absolute here (lr_gate =
+    // 2e-2, |g + ξ| < 6), and can flip the parameter's final rounding once per step. The
+    // utility and so the global max depend on p, which carries the differences forward.
+    let noisy = [
+        (
+            "UPGD",
+            Upgd {
+                lr: 1e-2,
+                sigma: 0.1,
+                ..Upgd::default()
+            },
+        ),
+        (
+            "UPGD non-protecting",
+            Upgd {
+                lr: 1e-2,
+                sigma: 0.1,
+                protect_gradient: false,
+                ..Upgd::default()
+            },
+        ),
+        (
+            "UPGD noise only",
+            Upgd {
+                lr: 1e-2,
+                sigma: 0.1,
+                gating: false,
+                ..Upgd::default()
+            },
+        ),
+    ];
+    for (name, hyper) in noisy {
+        let f32_tol = per_step(steps, 1e-7 * steps as f64);
+        trajectories_of(name, hyper.clone(), DType::F32, false, dev, steps, SHAPES, f32_tol);
+        // bf16: the same perturbation, before a coarser rounding (one bf16 ulp per step).
+        for rounding in [false, true] {
+            let tol = per_step(steps, 1e-7 * steps as f64);
+            trajectories_of(name, hyper.clone(), DType::BF16, rounding, dev, steps, SHAPES, tol);
+        }
+        trajectories_of(name, hyper, DType::F32, false, dev, 2, MANY, per_step(2, 2e-7));
+    }
+}
+
+#[test]
+fn upgd_global_max_spans_groups_and_devices() {
+    let Some(dev) = cuda_or_skip("UPGD global max") else {
+        return;
+    };
+    // The max runs over every UPGD tensor of the optimizer: two CUDA groups (one device
+    // buffer of maxima), and CUDA plus CPU groups (maxima met on the host). Gating on, no noise:
+    // only expf differs, so the tolerance is `upgd_trajectories_match_the_cpu`'s.
+    let hyper = Upgd {
+        lr: 1e-2,
+        sigma: 0.0,
+        ..Upgd::default()
+    };
+    // Fresh parameters each run (randn from fixed seeds), half in each group.
+    let init = || -> Vec<Tensor> {
+        MANY.iter()
+            .enumerate()
+            .map(|(i, s)| randn(s, DType::F32, 7 + i as u64))
+            .collect()
+    };
+    let half = MANY.len() / 2;
+    for second in [dev, Device::Cpu] {
+        let cpu_params = init();
+        let params: Vec<Tensor> = init()
+            .iter()
+            .enumerate()
+            .map(|(i, p)| p.to_device(if i < half { dev } else { second }).unwrap())
+            .collect();
+        let mut cpu_opt = Optimizer::new(cpu_params[..half].to_vec(), hyper.clone()).unwrap();
+        cpu_opt.add_group(cpu_params[half..].to_vec(), hyper.clone()).unwrap();
+        let mut opt = Optimizer::new(params[..half].to_vec(), hyper.clone()).unwrap();
+        opt.add_group(params[half..].to_vec(), hyper.clone()).unwrap();
+        for step in 0..3u64 {
+            let grads: Vec<Tensor> = MANY
+                .iter()
+                .enumerate()
+                .map(|(i, s)| randn(s, DType::F32, 300 + step * 20 + i as u64))
+                .collect();
+            let grad_for = |ps: &[Tensor], p: &Tensor| {
+                let i = ps.iter().position(|q| q.shares_storage_with(p))?;
+                Some(grads[i].to_device(ps[i].device()).unwrap())
+            };
+            cpu_opt.step_with(|p| grad_for(&cpu_params, p)).unwrap();
+            opt.step_with(|p| grad_for(&params, p)).unwrap();
+            for (i, (c, g)) in cpu_params.iter().zip(&params).enumerate() {
+                let tol = per_step(step + 1, 1e-7);
+                assert_agree("UPGD global max", DType::F32, i, step + 1, c, g, tol);
+            }
+        }
+    }
+}
+
+#[test]
+fn lion_l2_kappa_trajectories_match_the_cpu() {
+    let Some(dev) = cuda_or_skip("Lion l2 kappa CUDA parity") else {
+        return;
+    };
+    // The per-tensor Σc² is f64 on both sides (each c² exact in f64) but summed in another
+    // order (chunks of 16384 in order on the CPU, a block tree per 65536-element chunk on the
+    // device): relative differences ~1e-16, so 1/‖c‖ rounded to f32 almost always agrees; where
+    // it lands on the other side of a rounding boundary, u = c/‖c‖ moves by 1 ulp and the
+    // parameter's rounding can flip once per step.
+    let steps = 4;
+    let cases = [
+        (
+            "Lion-l2",
+            Lion {
+                lr: 1e-2,
+                weight_decay: 0.1,
+                kappa: Kappa::L2,
+                ..Lion::default()
+            },
+        ),
+        (
+            "signSGD-l2",
+            Lion {
+                kappa: Kappa::L2,
+                ..Lion::sign_sgd(1e-2)
+            },
+        ),
+    ];
+    for (name, hyper) in cases {
+        for (dtype, rounding) in [(DType::F32, false), (DType::BF16, false), (DType::BF16, true)] {
+            let tol = per_step(steps, 0.0);
+            trajectories_of(name, hyper.clone(), dtype, rounding, dev, steps, SHAPES, tol);
+            trajectories_of(name, hyper.clone(), dtype, rounding, dev, 2, MANY, per_step(2, 0.0));
+        }
+    }
+}
+
+#[test]
+fn what_has_no_cuda_kernel_says_so() {
     let Some(dev) = cuda_or_skip("optimizer CUDA limits") else {
         return;
     };
-    let p = randn(&[8], DType::F32, 1).to_device(dev).unwrap();
+    // bf16 parameters with f32 gradients: the kernels read gradients in the parameter's dtype.
+    let p = randn(&[8], DType::BF16, 1).to_device(dev).unwrap();
     let g = randn(&[8], DType::F32, 2).to_device(dev).unwrap();
-    let mut upgd = Optimizer::new(vec![p.clone()], Upgd::default()).unwrap();
-    match upgd.step_with(|_| Some(g.clone())) {
-        Err(Error::NotImplementedOnDevice { op, .. }) => assert_eq!(op, "UPGD"),
-        other => panic!("UPGD on CUDA: {other:?}"),
+    for (name, result) in [
+        ("AdamW", Optimizer::new(vec![p.clone()], AdamW::default()).unwrap().step_with(|_| Some(g.clone()))),
+        ("UPGD", Optimizer::new(vec![p.clone()], Upgd::default()).unwrap().step_with(|_| Some(g.clone()))),
+    ] {
+        match result {
+            Err(Error::NotImplementedOnDevice { op, .. }) => assert_eq!(op, name),
+            other => panic!("{name} with bf16 params and f32 grads on CUDA: {other:?}"),
+        }
     }
-    let l2 = Lion {
-        kappa: Kappa::L2,
-        ..Lion::default()
-    };
-    let mut lion = Optimizer::new(vec![p.clone()], l2).unwrap();
+    // f64 parameters: no f64 kernels, refused when the group is built.
+    let p64 = randn(&[8], DType::F64, 3).to_device(dev).unwrap();
     assert!(matches!(
-        lion.step_with(|_| Some(g.clone())),
+        Optimizer::new(vec![p64], Lion::default()),
         Err(Error::NotImplementedOnDevice { .. })
     ));
 }

@@ -1,11 +1,11 @@
 //! The optimizers: hyperparameters, validation, and how each step's kernel configuration is
 //! derived. The element updates themselves are `kernels::optim::cpu` (and `optim.cu`).
 
-use super::cuda;
+use super::cuda::{self, CudaStep, Item};
 use super::dispatch::{self, Kernel};
 use autograd::{Error, Result, Tensor};
 use kernels::optim::cpu::{self, RngOffsets};
-use kernels::optim::{Elem, Kappa, UpgdConfig};
+use kernels::optim::{Elem, Kappa};
 use kernels::Float;
 use std::fmt;
 
@@ -53,6 +53,17 @@ pub trait Algorithm: Clone + fmt::Debug + Send + Sync + 'static {
     }
     /// The update of one tensor, in place.
     fn update(&self, ctx: &StepContext, p: &Tensor, g: &Tensor, state: &[Tensor]) -> Result<()>;
+    /// The f32 `optim.cu` config of this step on CUDA (`ctx`'s Philox offsets aside, which are
+    /// per tensor). `Some` lets the optimizer update every CUDA tensor of a group that shares
+    /// a device, dtype and step count in one launch; `None` (the default) makes it call
+    /// [`Algorithm::pre_pass`] / [`Algorithm::update`] per tensor instead.
+    fn cuda_step(&self, _ctx: &StepContext) -> Option<CudaStep> {
+        None
+    }
+}
+
+fn item<'a>(ctx: &'a StepContext, p: &'a Tensor, g: &'a Tensor, state: &'a [Tensor]) -> Item<'a> {
+    Item { p, g, state, ctx }
 }
 
 /// How decoupled weight decay is scaled, or whether it is the coupled L2 penalty. With base
@@ -190,9 +201,13 @@ impl Algorithm for AdamW {
     }
     fn update(&self, ctx: &StepContext, p: &Tensor, g: &Tensor, state: &[Tensor]) -> Result<()> {
         if cuda::is_cuda(p) {
-            return cuda::adamw(self, ctx, p, g, state);
+            let step = CudaStep::AdamW(cuda::adamw_config(self, ctx));
+            return cuda::update_one(self.name(), step, item(ctx, p, g, state));
         }
         dispatch::run(&AdamWKernel(self, ctx), p, g, state).map(drop)
+    }
+    fn cuda_step(&self, ctx: &StepContext) -> Option<CudaStep> {
+        Some(CudaStep::AdamW(cuda::adamw_config(self, ctx)))
     }
 }
 
@@ -324,9 +339,13 @@ impl Algorithm for Lion {
     }
     fn update(&self, ctx: &StepContext, p: &Tensor, g: &Tensor, state: &[Tensor]) -> Result<()> {
         if cuda::is_cuda(p) {
-            return cuda::lion(self, ctx, p, g, state);
+            let step = CudaStep::Lion(cuda::lion_config(self, ctx));
+            return cuda::update_one(self.name(), step, item(ctx, p, g, state));
         }
         dispatch::run(&LionKernel(self, ctx), p, g, state).map(drop)
+    }
+    fn cuda_step(&self, ctx: &StepContext) -> Option<CudaStep> {
+        Some(CudaStep::Lion(cuda::lion_config(self, ctx)))
     }
 }
 
@@ -434,9 +453,13 @@ impl Algorithm for Sgd {
     }
     fn update(&self, ctx: &StepContext, p: &Tensor, g: &Tensor, state: &[Tensor]) -> Result<()> {
         if cuda::is_cuda(p) {
-            return cuda::sgd(self, ctx, p, g, state);
+            let step = CudaStep::Sgd(cuda::sgd_config(self, ctx));
+            return cuda::update_one(self.name(), step, item(ctx, p, g, state));
         }
         dispatch::run(&SgdKernel(self, ctx), p, g, state).map(drop)
+    }
+    fn cuda_step(&self, ctx: &StepContext) -> Option<CudaStep> {
+        Some(CudaStep::Sgd(cuda::sgd_config(self, ctx)))
     }
 }
 
@@ -495,31 +518,15 @@ impl Kernel for UpgdKernel<'_> {
         g: &[G],
         state: &mut [&mut [P::Math]],
     ) -> f64 {
-        let (h, c) = (self.h, self.c);
-        let (decay, _) = h.decay_mode.resolve(h.lr, c.multiplier, h.weight_decay);
-        let lr = h.lr * c.multiplier;
-        let mut cfg = UpgdConfig::<P::Math>::new(
-            lr,
-            h.beta_utility,
-            c.t,
-            h.sigma,
-            decay,
-            h.protect_gradient,
-            h.gating,
-            c.seed,
-        );
-        cfg.grad_scale = P::Math::from_f64(c.grad_scale);
-        if c.stochastic_rounding {
-            cfg.stochastic_rounding = kernels::optim::config::ROUND_STOCHASTIC;
-        }
+        let cfg = cuda::upgd_config::<P::Math>(self.h, self.c);
         let [u] = state else {
             unreachable!("UPGD keeps one utility buffer")
         };
         if self.pass1 {
             return cpu::upgd_utility(&cfg, p, g, u).to_f64();
         }
-        let scale = cfg.util_scale(P::Math::from_f64(c.global_max));
-        cpu::upgd_update(&cfg, scale, p, g, u, c.rng);
+        let scale = cfg.util_scale(P::Math::from_f64(self.c.global_max));
+        cpu::upgd_update(&cfg, scale, p, g, u, self.c.rng);
         0.0
     }
 }
@@ -561,11 +568,8 @@ impl Algorithm for Upgd {
     }
     fn pre_pass(&self, ctx: &StepContext, p: &Tensor, g: &Tensor, state: &[Tensor]) -> Result<f64> {
         if cuda::is_cuda(p) {
-            // The two-pass global-max launch (upgd_utility / upgd_update) has no launcher yet.
-            return Err(Error::NotImplementedOnDevice {
-                op: "UPGD",
-                device: p.device(),
-            });
+            let step = CudaStep::Upgd(cuda::upgd_config(self, ctx));
+            return cuda::utility_max_one(step, item(ctx, p, g, state));
         }
         dispatch::run(
             &UpgdKernel {
@@ -579,6 +583,10 @@ impl Algorithm for Upgd {
         )
     }
     fn update(&self, ctx: &StepContext, p: &Tensor, g: &Tensor, state: &[Tensor]) -> Result<()> {
+        if cuda::is_cuda(p) {
+            let step = CudaStep::Upgd(cuda::upgd_config(self, ctx));
+            return cuda::update_one("UPGD", step, item(ctx, p, g, state));
+        }
         dispatch::run(
             &UpgdKernel {
                 h: self,
@@ -590,5 +598,8 @@ impl Algorithm for Upgd {
             state,
         )
         .map(drop)
+    }
+    fn cuda_step(&self, ctx: &StepContext) -> Option<CudaStep> {
+        Some(CudaStep::Upgd(cuda::upgd_config(self, ctx)))
     }
 }

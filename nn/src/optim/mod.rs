@@ -47,10 +47,15 @@ mod cuda;
 mod dispatch;
 
 pub use algorithms::{AdamW, Algorithm, Lion, Sgd, StepContext, Upgd, WeightDecay};
+pub use cuda::CudaStep;
 pub use kernels::optim::Kappa;
+
+/// A CUDA batch's key: group, device, dtype and the tensors' step count (one config each).
+type BatchKey = (usize, autograd::Device, autograd::DType, u64);
 
 use crate::schedule::Schedule;
 use autograd::{Error, Gradients, Result, Tensor};
+use cuda::Item;
 use kernels::optim::cpu::RngOffsets;
 use kernels::optim::launch::rng_blocks;
 
@@ -270,22 +275,62 @@ impl<A: Algorithm> Optimizer<A> {
             });
             offset += noise + round;
         }
+        // CUDA tensors of algorithms with a CUDA config go in batches (one launch each, see
+        // `cuda`); everything else is updated tensor by tensor. Every table is uploaded before
+        // anything is launched, so an unsupported dtype leaves every parameter untouched.
+        let mut batches: Vec<(BatchKey, &'static str, CudaStep, Vec<Item>)> = Vec::new();
+        let mut single = Vec::new();
+        for (k, ((g, i, grad), ctx)) in work.iter().zip(&contexts).enumerate() {
+            let group = &self.groups[*g];
+            let p = &group.params[*i];
+            let step = if cuda::is_cuda(p) { group.hyper.cuda_step(ctx) } else { None };
+            let Some(step) = step else {
+                single.push(k);
+                continue;
+            };
+            let it = Item {
+                p,
+                g: grad,
+                state: &self.state[*g][*i].buffers,
+                ctx,
+            };
+            let key = (*g, p.device(), p.dtype(), ctx.t);
+            match batches.iter_mut().find(|b| b.0 == key) {
+                Some(b) => b.3.push(it),
+                None => batches.push((key, group.hyper.name(), step, vec![it])),
+            }
+        }
+        let plan = cuda::Plan::new(batches.into_iter().map(|(_, op, s, items)| (op, s, items)).collect())?;
+        plan.pass1()?;
         let mut global_max = f64::NEG_INFINITY;
-        for ((g, i, grad), ctx) in work.iter().zip(&contexts) {
+        let mut host_pre_pass = false;
+        for &k in &single {
+            let ((g, i, grad), ctx) = (&work[k], &contexts[k]);
             let group = &self.groups[*g];
             if group.hyper.has_pre_pass() {
                 let m = group
                     .hyper
                     .pre_pass(ctx, &group.params[*i], grad, &self.state[*g][*i].buffers)?;
                 global_max = global_max.max(m);
+                host_pre_pass = true;
             }
         }
-        for ((g, i, grad), ctx) in work.iter().zip(contexts.iter_mut()) {
+        // UPGD's max stays on the device unless it must meet maxima from elsewhere.
+        let mixed = plan.has_upgd() && (host_pre_pass || plan.upgd_devices() > 1);
+        if mixed {
+            global_max = global_max.max(plan.download_max()?);
+        }
+        plan.update(mixed.then_some(global_max))?;
+        drop(plan);
+        for &k in &single {
+            let ((g, i, grad), ctx) = (&work[k], &mut contexts[k]);
             ctx.global_max = global_max;
             let group = &self.groups[*g];
             group
                 .hyper
                 .update(ctx, &group.params[*i], grad, &self.state[*g][*i].buffers)?;
+        }
+        for (g, i, _) in work {
             self.state[*g][*i].t += 1;
         }
         self.step += 1;

@@ -1,5 +1,6 @@
 //! The training-step kernels: fused masked cross-entropy (autograd, forward and forward +
-//! backward), optimizer steps (`nn` optimizers on one large parameter), and the convex-ReLU
+//! backward), optimizer steps (`nn` optimizers on one large parameter, and on a model-like group
+//! of many tensors: one grouped launch per step on CUDA), and the convex-ReLU
 //! primitives (`kernels::cvx`, CPU functions: no tensor API exists for them).
 
 use autograd::{ClassMask, CrossEntropyOptions, DType, Device, Tensor};
@@ -19,23 +20,37 @@ pub(super) fn cases(scale: Scale) -> Vec<Case> {
             out.push(xent_case(rows, classes, masked, backward));
         }
     }
-    let n = scale.pick(1 << 24, 1 << 22, 1 << 10);
-    let adamw = AdamW::default();
-    out.push(optim_case("AdamW", Step::AdamW, n, DType::F32, adamw.clone()));
-    out.push(optim_case("AdamW", Step::AdamW, n, DType::BF16, adamw));
-    out.push(optim_case("Lion", Step::Lion, n, DType::F32, Lion::default()));
-    let sgd = Sgd {
-        momentum: 0.9,
-        nesterov: true,
-        ..Sgd::default()
-    };
-    out.push(optim_case(
-        "SGD (Nesterov)",
-        Step::SgdMomentum,
-        n,
-        DType::F32,
-        sgd,
-    ));
+    // Optimizer steps over 1M..256M parameters on CUDA (the copy roof is reached only well past
+    // the L2 cache); the CPU times one size, where a step already takes ~0.1 s.
+    let (cuda_sizes, cpu_n) = scale.pick::<(&[usize], usize)>(
+        (&[1 << 20, 1 << 22, 1 << 24, 1 << 26, 1 << 28], 1 << 24),
+        (&[1 << 20, 1 << 24], 1 << 22),
+        (&[1 << 10], 1 << 10),
+    );
+    let mut sizes: Vec<usize> = cuda_sizes.to_vec();
+    if !sizes.contains(&cpu_n) {
+        sizes.push(cpu_n);
+        sizes.sort_unstable();
+    }
+    for n in sizes {
+        let on = Devices { cuda: cuda_sizes.contains(&n), cpu: n == cpu_n };
+        let adamw = AdamW::default();
+        let one = vec![n];
+        out.push(optim_case("AdamW", Step::AdamW, &one, DType::F32, adamw.clone(), on));
+        out.push(optim_case("AdamW", Step::AdamW, &one, DType::BF16, adamw.clone(), on));
+        out.push(optim_case("Lion", Step::Lion, &one, DType::F32, Lion::default(), on));
+        out.push(optim_case("Lion", Step::Lion, &one, DType::BF16, Lion::default(), on));
+        let sgd = Sgd {
+            momentum: 0.9,
+            nesterov: true,
+            ..Sgd::default()
+        };
+        out.push(optim_case("SGD (Nesterov)", Step::SgdMomentum, &one, DType::F32, sgd, on));
+        // The same parameter count as a model's group: many tensors of uneven sizes, one launch
+        // per step on CUDA (the grouped kernel), one call per tensor on the CPU.
+        let many = model_like_sizes(n);
+        out.push(optim_case("AdamW", Step::AdamW, &many, DType::F32, adamw, on));
+    }
     let s = scale.pick(
         CvxShape {
             n: 4096,
@@ -108,38 +123,83 @@ fn xent_case(rows: usize, classes: usize, masked: bool, backward: bool) -> Case 
     }
 }
 
-fn optim_case<A: Algorithm>(name: &str, step: Step, n: usize, dtype: DType, hyper: A) -> Case {
+/// Which devices an optimizer row is timed on (the other is skipped with a reason).
+#[derive(Clone, Copy)]
+struct Devices {
+    cuda: bool,
+    cpu: bool,
+}
+
+/// About `n` parameters cut as a transformer's group is: per layer a square weight, a 4x-wide
+/// weight and its transpose-sized partner, and small vectors (biases and norms whose sizes are
+/// no multiple of the 4-wide vector), so the grouped launch walks many tensors of mixed sizes.
+fn model_like_sizes(n: usize) -> Vec<usize> {
+    // 8 layers of d² + 4d² + 4d² + 3d + 7 ≈ 9d² each: d from n ≈ 72 d².
+    let d = ((n as f64 / 72.0).sqrt() as usize).max(1);
+    let mut sizes = Vec::new();
+    for _ in 0..8 {
+        sizes.extend([d * d, 4 * d * d, 4 * d * d, d, d, d, 7]);
+    }
+    sizes
+}
+
+fn optim_case<A: Algorithm>(name: &str, step: Step, sizes: &[usize], dtype: DType, hyper: A, on: Devices) -> Case {
     let pb = dtype.size_in_bytes();
     let ops = match step {
         Step::AdamW => "adamw",
         Step::Lion => "lion",
         Step::SgdMomentum => "sgd_nesterov",
     };
+    let n: usize = sizes.iter().sum();
+    let grouped = sizes.len() > 1;
     let reference = if dtype == DType::F32 {
-        Reference::Python(json!({"op": ops, "n": n, "dtype": "float32"}))
+        let mut case = json!({"op": ops, "n": n, "dtype": "float32"});
+        if grouped {
+            case["sizes"] = json!(sizes);
+        }
+        Reference::Python(case)
     } else {
         Reference::None("numpy has no bf16")
     };
+    let sizes = sizes.to_vec();
     Case {
         family: "optim",
-        kernel: format!("{name} step"),
+        kernel: if grouped {
+            format!("{name} step ({} tensors)", sizes.len())
+        } else {
+            format!("{name} step")
+        },
         shape: dims(&[n]),
         dtype: super::dtype_name(dtype),
         bytes: oc::bytes_moved(step, n, pb, 4),
         flops: oc::flops(step, n),
         build: Box::new(move |env| {
             let device = env.device;
+            match device {
+                Device::Cpu if !on.cpu => return Err("the CPU times one optimizer size (a step is ~0.1 s)".into()),
+                Device::Cuda(_) if !on.cuda => return Err("not one of the CUDA optimizer sizes".into()),
+                _ => {}
+            }
             let mut opts = sets(env.copies, |seed| {
-                let p = randn(&[n], dtype, device, seed)?.set_requires_grad(true);
-                let g = randn(&[n], dtype, device, seed + 1)?;
-                let opt = Optimizer::new(vec![p], hyper.clone()).map_err(err)?;
-                Ok((opt, g))
+                let mut params = Vec::with_capacity(sizes.len());
+                let mut grads = Vec::with_capacity(sizes.len());
+                for (k, &len) in sizes.iter().enumerate() {
+                    let s = seed * 1000 + 2 * k as u64;
+                    params.push(randn(&[len], dtype, device, s)?.set_requires_grad(true));
+                    grads.push(randn(&[len], dtype, device, s + 1)?);
+                }
+                let opt = Optimizer::new(params.clone(), hyper.clone()).map_err(err)?;
+                Ok((opt, params, grads))
             })?;
             let body: Body = Box::new(move |i| {
                 let k = i % opts.len();
-                let (opt, g) = &mut opts[k];
-                let g = g.clone();
-                opt.step_with(|_| Some(g.clone())).map(drop).map_err(err)
+                let (opt, params, grads) = &mut opts[k];
+                opt.step_with(|p| {
+                    let j = params.iter().position(|q| q.shares_storage_with(p))?;
+                    Some(grads[j].clone())
+                })
+                .map(drop)
+                .map_err(err)
             });
             Ok(body)
         }),
