@@ -67,7 +67,10 @@ const MANY: &[&[usize]] = &[
 enum Agree {
     Bits,
     /// `|cpu − cuda| <= ulps·ulp(|cpu|) + atol`, with ulp in the parameter's dtype.
-    Within { ulps: f64, atol: f64 },
+    Within {
+        ulps: f64,
+        atol: f64,
+    },
 }
 
 fn bits(t: &Tensor) -> Vec<u64> {
@@ -96,7 +99,12 @@ fn within(a: f64, b: f64, dtype: DType, ulps: f64, atol: f64) -> bool {
         return true;
     }
     let mantissa = if dtype == DType::BF16 { 7 } else { 23 };
-    let exp = if a == 0.0 { -126 } else { a.abs().log2().floor() as i32 }.max(-126);
+    let exp = if a == 0.0 {
+        -126
+    } else {
+        a.abs().log2().floor() as i32
+    }
+    .max(-126);
     let ulp = 2f64.powi(exp - mantissa);
     (a - b).abs() <= ulps * ulp + atol
 }
@@ -343,10 +351,46 @@ fn many_tensors_of_awkward_sizes_in_one_launch_are_bit_identical() {
         ..Upgd::default()
     };
     for (dtype, rounding) in [(DType::F32, false), (DType::BF16, false), (DType::BF16, true)] {
-        trajectories_of("AdamW (many)", adamw.clone(), dtype, rounding, dev, 3, MANY, Agree::Bits);
-        trajectories_of("Lion (many)", lion.clone(), dtype, rounding, dev, 3, MANY, Agree::Bits);
-        trajectories_of("SGD (many)", sgd.clone(), dtype, rounding, dev, 3, MANY, Agree::Bits);
-        trajectories_of("UPGD (many)", upgd.clone(), dtype, rounding, dev, 3, MANY, Agree::Bits);
+        trajectories_of(
+            "AdamW (many)",
+            adamw.clone(),
+            dtype,
+            rounding,
+            dev,
+            3,
+            MANY,
+            Agree::Bits,
+        );
+        trajectories_of(
+            "Lion (many)",
+            lion.clone(),
+            dtype,
+            rounding,
+            dev,
+            3,
+            MANY,
+            Agree::Bits,
+        );
+        trajectories_of(
+            "SGD (many)",
+            sgd.clone(),
+            dtype,
+            rounding,
+            dev,
+            3,
+            MANY,
+            Agree::Bits,
+        );
+        trajectories_of(
+            "UPGD (many)",
+            upgd.clone(),
+            dtype,
+            rounding,
+            dev,
+            3,
+            MANY,
+            Agree::Bits,
+        );
     }
 }
 
@@ -374,7 +418,16 @@ fn upgd_trajectories_match_the_cpu() {
         ..Upgd::default()
     };
     for (dtype, rounding) in [(DType::F32, false), (DType::BF16, false), (DType::BF16, true)] {
-        trajectories_of("UPGD exact", exact.clone(), dtype, rounding, dev, steps, SHAPES, Agree::Bits);
+        trajectories_of(
+            "UPGD exact",
+            exact.clone(),
+            dtype,
+            rounding,
+            dev,
+            steps,
+            SHAPES,
+            Agree::Bits,
+        );
     }
     // Gating and noise: the device's expf (sigmoid) and logf/cosf (Box–Muller on the same Philox
     // words) are within 2 ulp of the CPU's libm, so s and ξ differ by ~2.4e-7 relative; that
@@ -411,11 +464,29 @@ fn upgd_trajectories_match_the_cpu() {
     ];
     for (name, hyper) in noisy {
         let f32_tol = per_step(steps, 1e-7 * steps as f64);
-        trajectories_of(name, hyper.clone(), DType::F32, false, dev, steps, SHAPES, f32_tol);
+        trajectories_of(
+            name,
+            hyper.clone(),
+            DType::F32,
+            false,
+            dev,
+            steps,
+            SHAPES,
+            f32_tol,
+        );
         // bf16: the same perturbation, before a coarser rounding (one bf16 ulp per step).
         for rounding in [false, true] {
             let tol = per_step(steps, 1e-7 * steps as f64);
-            trajectories_of(name, hyper.clone(), DType::BF16, rounding, dev, steps, SHAPES, tol);
+            trajectories_of(
+                name,
+                hyper.clone(),
+                DType::BF16,
+                rounding,
+                dev,
+                steps,
+                SHAPES,
+                tol,
+            );
         }
         trajectories_of(name, hyper, DType::F32, false, dev, 2, MANY, per_step(2, 2e-7));
     }
@@ -450,7 +521,9 @@ fn upgd_global_max_spans_groups_and_devices() {
             .map(|(i, p)| p.to_device(if i < half { dev } else { second }).unwrap())
             .collect();
         let mut cpu_opt = Optimizer::new(cpu_params[..half].to_vec(), hyper.clone()).unwrap();
-        cpu_opt.add_group(cpu_params[half..].to_vec(), hyper.clone()).unwrap();
+        cpu_opt
+            .add_group(cpu_params[half..].to_vec(), hyper.clone())
+            .unwrap();
         let mut opt = Optimizer::new(params[..half].to_vec(), hyper.clone()).unwrap();
         opt.add_group(params[half..].to_vec(), hyper.clone()).unwrap();
         for step in 0..3u64 {
@@ -506,7 +579,16 @@ fn lion_l2_kappa_trajectories_match_the_cpu() {
         for (dtype, rounding) in [(DType::F32, false), (DType::BF16, false), (DType::BF16, true)] {
             let tol = per_step(steps, 0.0);
             trajectories_of(name, hyper.clone(), dtype, rounding, dev, steps, SHAPES, tol);
-            trajectories_of(name, hyper.clone(), dtype, rounding, dev, 2, MANY, per_step(2, 0.0));
+            trajectories_of(
+                name,
+                hyper.clone(),
+                dtype,
+                rounding,
+                dev,
+                2,
+                MANY,
+                per_step(2, 0.0),
+            );
         }
     }
 }
@@ -520,8 +602,18 @@ fn what_has_no_cuda_kernel_says_so() {
     let p = randn(&[8], DType::BF16, 1).to_device(dev).unwrap();
     let g = randn(&[8], DType::F32, 2).to_device(dev).unwrap();
     for (name, result) in [
-        ("AdamW", Optimizer::new(vec![p.clone()], AdamW::default()).unwrap().step_with(|_| Some(g.clone()))),
-        ("UPGD", Optimizer::new(vec![p.clone()], Upgd::default()).unwrap().step_with(|_| Some(g.clone()))),
+        (
+            "AdamW",
+            Optimizer::new(vec![p.clone()], AdamW::default())
+                .unwrap()
+                .step_with(|_| Some(g.clone())),
+        ),
+        (
+            "UPGD",
+            Optimizer::new(vec![p.clone()], Upgd::default())
+                .unwrap()
+                .step_with(|_| Some(g.clone())),
+        ),
     ] {
         match result {
             Err(Error::NotImplementedOnDevice { op, .. }) => assert_eq!(op, name),

@@ -234,11 +234,7 @@ unsafe fn tensor_inv_norms(
     let chunk_sums = dev.alloc(t.num_chunks * size_of::<f64>())?;
     let tensor_sums = dev.alloc(t.num_tensors * size_of::<f64>())?;
     let inv_norm = dev.alloc(t.num_tensors * size_of::<f32>())?;
-    let mut args = vec![
-        Arg::F32(cfg.beta1),
-        Arg::F32(cfg.one_minus_beta1),
-        Arg::I32(1),
-    ];
+    let mut args = vec![Arg::F32(cfg.beta1), Arg::F32(cfg.one_minus_beta1), Arg::I32(1)];
     args.extend(t.common());
     args.extend([Arg::Ptr(gs), Arg::Ptr(chunk_sums.ptr())]);
     launch(dev, &pick(SUMSQ_K, dt), t.config(dev), &args)?;

@@ -154,7 +154,10 @@ impl Batch {
         let mut table = Vec::with_capacity(items.len());
         let mut grads = Vec::with_capacity(items.len());
         for it in items {
-            if it.p.dtype() != first.dtype() || it.g.dtype() != it.p.dtype() || it.p.device() != first.device() {
+            if it.p.dtype() != first.dtype()
+                || it.g.dtype() != it.p.dtype()
+                || it.p.device() != first.device()
+            {
                 return Err(Error::InvalidArgument {
                     op,
                     reason: "a CUDA batch mixes dtypes or devices (an optimizer bug)".into(),
@@ -208,7 +211,8 @@ impl Batch {
         // SAFETY: the table holds each tensor's parameter, contiguous gradient (kept alive in
         // `_grads`) and utility buffer, all live, of the parameter's length and of the checked
         // dtypes; `maxima` has room for this batch's blocks from `max_offset` (`Plan::new`).
-        unsafe { launch::upgd_utility(&self.dev, self.dt, cfg, &self.tables, 0, at) }.map_err(cuda_err(self.op))
+        unsafe { launch::upgd_utility(&self.dev, self.dt, cfg, &self.tables, 0, at) }
+            .map_err(cuda_err(self.op))
     }
 
     /// The update launch(es). `maxima`: UPGD's block maxima (address, count) on this device.
@@ -262,15 +266,23 @@ impl Plan {
             }
         }
         for (device, n) in devices {
-            let dev = &built.iter().find(|b| b.device == device).expect("a batch of it").dev;
+            let dev = &built
+                .iter()
+                .find(|b| b.device == device)
+                .expect("a batch of it")
+                .dev;
             // At least one entry, so pass 2 has a valid address even for all-empty tensors.
             let buf = dev.alloc(n.max(1) * size_of::<f32>()).map_err(cuda_err("UPGD"))?;
             if n == 0 {
-                dev.copy_to_device(&[f32::NEG_INFINITY], &buf, 0).map_err(cuda_err("UPGD"))?;
+                dev.copy_to_device(&[f32::NEG_INFINITY], &buf, 0)
+                    .map_err(cuda_err("UPGD"))?;
             }
             maxima.push((device, buf, n.max(1)));
         }
-        Ok(Plan { batches: built, maxima })
+        Ok(Plan {
+            batches: built,
+            maxima,
+        })
     }
 
     /// Whether the step has UPGD tensors on CUDA.
@@ -286,7 +298,11 @@ impl Plan {
     /// UPGD pass 1 of every batch.
     pub(crate) fn pass1(&self) -> Result<()> {
         for b in self.batches.iter().filter(|b| b.is_upgd()) {
-            let (_, buf, _) = self.maxima.iter().find(|m| m.0 == b.device).expect("laid out in new");
+            let (_, buf, _) = self
+                .maxima
+                .iter()
+                .find(|m| m.0 == b.device)
+                .expect("laid out in new");
             b.pass1(buf)?;
         }
         Ok(())
@@ -296,7 +312,12 @@ impl Plan {
     pub(crate) fn download_max(&self) -> Result<f64> {
         let mut max = f64::NEG_INFINITY;
         for (device, buf, n) in &self.maxima {
-            let dev = &self.batches.iter().find(|b| b.device == *device).expect("a batch of it").dev;
+            let dev = &self
+                .batches
+                .iter()
+                .find(|b| b.device == *device)
+                .expect("a batch of it")
+                .dev;
             let mut host = vec![0.0f32; *n];
             dev.copy_to_host(buf, 0, &mut host).map_err(cuda_err("UPGD"))?;
             // f32::max skips NaN, as fmaxf does on the device and the CPU pass does.
@@ -311,7 +332,12 @@ impl Plan {
         let mut uploaded = Vec::new();
         if let Some(m) = global_max {
             for (device, _, _) in &self.maxima {
-                let dev = &self.batches.iter().find(|b| b.device == *device).expect("a batch of it").dev;
+                let dev = &self
+                    .batches
+                    .iter()
+                    .find(|b| b.device == *device)
+                    .expect("a batch of it")
+                    .dev;
                 // Rounded to f32 as the CPU's `UpgdConfig<f32>::util_scale` rounds it.
                 let buf = dev.upload(&[m as f32]).map_err(cuda_err("UPGD"))?;
                 uploaded.push((*device, buf));
@@ -323,7 +349,11 @@ impl Plan {
             } else if let Some((_, buf)) = uploaded.iter().find(|(d, _)| *d == b.device) {
                 Some((buf.ptr(), 1))
             } else {
-                let (_, buf, n) = self.maxima.iter().find(|m| m.0 == b.device).expect("laid out in new");
+                let (_, buf, n) = self
+                    .maxima
+                    .iter()
+                    .find(|m| m.0 == b.device)
+                    .expect("laid out in new");
                 Some((buf.ptr(), *n))
             };
             b.update(maxima)?;

@@ -283,7 +283,11 @@ impl<A: Algorithm> Optimizer<A> {
         for (k, ((g, i, grad), ctx)) in work.iter().zip(&contexts).enumerate() {
             let group = &self.groups[*g];
             let p = &group.params[*i];
-            let step = if cuda::is_cuda(p) { group.hyper.cuda_step(ctx) } else { None };
+            let step = if cuda::is_cuda(p) {
+                group.hyper.cuda_step(ctx)
+            } else {
+                None
+            };
             let Some(step) = step else {
                 single.push(k);
                 continue;
@@ -300,7 +304,12 @@ impl<A: Algorithm> Optimizer<A> {
                 None => batches.push((key, group.hyper.name(), step, vec![it])),
             }
         }
-        let plan = cuda::Plan::new(batches.into_iter().map(|(_, op, s, items)| (op, s, items)).collect())?;
+        let plan = cuda::Plan::new(
+            batches
+                .into_iter()
+                .map(|(_, op, s, items)| (op, s, items))
+                .collect(),
+        )?;
         plan.pass1()?;
         let mut global_max = f64::NEG_INFINITY;
         let mut host_pre_pass = false;

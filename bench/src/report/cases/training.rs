@@ -33,19 +33,57 @@ pub(super) fn cases(scale: Scale) -> Vec<Case> {
         sizes.sort_unstable();
     }
     for n in sizes {
-        let on = Devices { cuda: cuda_sizes.contains(&n), cpu: n == cpu_n };
+        let on = Devices {
+            cuda: cuda_sizes.contains(&n),
+            cpu: n == cpu_n,
+        };
         let adamw = AdamW::default();
         let one = vec![n];
-        out.push(optim_case("AdamW", Step::AdamW, &one, DType::F32, adamw.clone(), on));
-        out.push(optim_case("AdamW", Step::AdamW, &one, DType::BF16, adamw.clone(), on));
-        out.push(optim_case("Lion", Step::Lion, &one, DType::F32, Lion::default(), on));
-        out.push(optim_case("Lion", Step::Lion, &one, DType::BF16, Lion::default(), on));
+        out.push(optim_case(
+            "AdamW",
+            Step::AdamW,
+            &one,
+            DType::F32,
+            adamw.clone(),
+            on,
+        ));
+        out.push(optim_case(
+            "AdamW",
+            Step::AdamW,
+            &one,
+            DType::BF16,
+            adamw.clone(),
+            on,
+        ));
+        out.push(optim_case(
+            "Lion",
+            Step::Lion,
+            &one,
+            DType::F32,
+            Lion::default(),
+            on,
+        ));
+        out.push(optim_case(
+            "Lion",
+            Step::Lion,
+            &one,
+            DType::BF16,
+            Lion::default(),
+            on,
+        ));
         let sgd = Sgd {
             momentum: 0.9,
             nesterov: true,
             ..Sgd::default()
         };
-        out.push(optim_case("SGD (Nesterov)", Step::SgdMomentum, &one, DType::F32, sgd, on));
+        out.push(optim_case(
+            "SGD (Nesterov)",
+            Step::SgdMomentum,
+            &one,
+            DType::F32,
+            sgd,
+            on,
+        ));
         // The same parameter count as a model's group: many tensors of uneven sizes, one launch
         // per step on CUDA (the grouped kernel), one call per tensor on the CPU.
         let many = model_like_sizes(n);
@@ -143,7 +181,14 @@ fn model_like_sizes(n: usize) -> Vec<usize> {
     sizes
 }
 
-fn optim_case<A: Algorithm>(name: &str, step: Step, sizes: &[usize], dtype: DType, hyper: A, on: Devices) -> Case {
+fn optim_case<A: Algorithm>(
+    name: &str,
+    step: Step,
+    sizes: &[usize],
+    dtype: DType,
+    hyper: A,
+    on: Devices,
+) -> Case {
     let pb = dtype.size_in_bytes();
     let ops = match step {
         Step::AdamW => "adamw",
@@ -176,7 +221,9 @@ fn optim_case<A: Algorithm>(name: &str, step: Step, sizes: &[usize], dtype: DTyp
         build: Box::new(move |env| {
             let device = env.device;
             match device {
-                Device::Cpu if !on.cpu => return Err("the CPU times one optimizer size (a step is ~0.1 s)".into()),
+                Device::Cpu if !on.cpu => {
+                    return Err("the CPU times one optimizer size (a step is ~0.1 s)".into())
+                }
                 Device::Cuda(_) if !on.cuda => return Err("not one of the CUDA optimizer sizes".into()),
                 _ => {}
             }
