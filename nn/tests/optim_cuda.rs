@@ -350,47 +350,16 @@ fn many_tensors_of_awkward_sizes_in_one_launch_are_bit_identical() {
         gating: false,
         ..Upgd::default()
     };
+    variants("AdamW (many)", &adamw, dev, 3, MANY, Agree::Bits);
+    variants("Lion (many)", &lion, dev, 3, MANY, Agree::Bits);
+    variants("SGD (many)", &sgd, dev, 3, MANY, Agree::Bits);
+    variants("UPGD (many)", &upgd, dev, 3, MANY, Agree::Bits);
+}
+
+/// [`trajectories_of`] in f32, bf16, and bf16 with stochastic rounding.
+fn variants<A: Algorithm>(name: &str, hyper: &A, dev: Device, steps: u64, shapes: &[&[usize]], agree: Agree) {
     for (dtype, rounding) in [(DType::F32, false), (DType::BF16, false), (DType::BF16, true)] {
-        trajectories_of(
-            "AdamW (many)",
-            adamw.clone(),
-            dtype,
-            rounding,
-            dev,
-            3,
-            MANY,
-            Agree::Bits,
-        );
-        trajectories_of(
-            "Lion (many)",
-            lion.clone(),
-            dtype,
-            rounding,
-            dev,
-            3,
-            MANY,
-            Agree::Bits,
-        );
-        trajectories_of(
-            "SGD (many)",
-            sgd.clone(),
-            dtype,
-            rounding,
-            dev,
-            3,
-            MANY,
-            Agree::Bits,
-        );
-        trajectories_of(
-            "UPGD (many)",
-            upgd.clone(),
-            dtype,
-            rounding,
-            dev,
-            3,
-            MANY,
-            Agree::Bits,
-        );
+        trajectories_of(name, hyper.clone(), dtype, rounding, dev, steps, shapes, agree);
     }
 }
 
@@ -417,18 +386,7 @@ fn upgd_trajectories_match_the_cpu() {
         gating: false,
         ..Upgd::default()
     };
-    for (dtype, rounding) in [(DType::F32, false), (DType::BF16, false), (DType::BF16, true)] {
-        trajectories_of(
-            "UPGD exact",
-            exact.clone(),
-            dtype,
-            rounding,
-            dev,
-            steps,
-            SHAPES,
-            Agree::Bits,
-        );
-    }
+    variants("UPGD exact", &exact, dev, steps, SHAPES, Agree::Bits);
     // Gating and noise: the device's expf (sigmoid) and logf/cosf (Box–Muller on the same Philox
     // words) are within 2 ulp of the CPU's libm, so s and ξ differ by ~2.4e-7 relative; that
     // enters p through lr_gate·(g + ξ)·Δs and lr_gate·σ·Δξ, below 1e-7 absolute here (lr_gate =
@@ -462,32 +420,16 @@ fn upgd_trajectories_match_the_cpu() {
             },
         ),
     ];
+    // bf16: the same perturbation before a coarser rounding, so the same count of flips.
     for (name, hyper) in noisy {
-        let f32_tol = per_step(steps, 1e-7 * steps as f64);
-        trajectories_of(
+        variants(
             name,
-            hyper.clone(),
-            DType::F32,
-            false,
+            &hyper,
             dev,
             steps,
             SHAPES,
-            f32_tol,
+            per_step(steps, 1e-7 * steps as f64),
         );
-        // bf16: the same perturbation, before a coarser rounding (one bf16 ulp per step).
-        for rounding in [false, true] {
-            let tol = per_step(steps, 1e-7 * steps as f64);
-            trajectories_of(
-                name,
-                hyper.clone(),
-                DType::BF16,
-                rounding,
-                dev,
-                steps,
-                SHAPES,
-                tol,
-            );
-        }
         trajectories_of(name, hyper, DType::F32, false, dev, 2, MANY, per_step(2, 2e-7));
     }
 }
@@ -576,20 +518,8 @@ fn lion_l2_kappa_trajectories_match_the_cpu() {
         ),
     ];
     for (name, hyper) in cases {
-        for (dtype, rounding) in [(DType::F32, false), (DType::BF16, false), (DType::BF16, true)] {
-            let tol = per_step(steps, 0.0);
-            trajectories_of(name, hyper.clone(), dtype, rounding, dev, steps, SHAPES, tol);
-            trajectories_of(
-                name,
-                hyper.clone(),
-                dtype,
-                rounding,
-                dev,
-                2,
-                MANY,
-                per_step(2, 0.0),
-            );
-        }
+        variants(name, &hyper, dev, steps, SHAPES, per_step(steps, 0.0));
+        variants(name, &hyper, dev, 2, MANY, per_step(2, 0.0));
     }
 }
 
