@@ -31,7 +31,7 @@
 
 use crate::convex_relu::{
     enumerate_patterns, recover_network, sample_patterns, solve_admm, teacher_data, train_baseline,
-    AdmmOptions, BaselineOptions,
+    AdmmOptions, BaselineOptions, Dataset, Patterns,
 };
 use crate::report::{Figure, Outcome, Report, Series, Table};
 use crate::repro::ReproOptions;
@@ -48,30 +48,38 @@ fn log_slope(pts: &[(f64, f64)]) -> f64 {
         / pts.iter().map(|p| (p.0 - mx).powi(2)).sum::<f64>()
 }
 
-pub fn repro(opts: &ReproOptions) -> Result<Report, String> {
-    let mut report = Report::new(
-        "convex_relu",
-        "Bai, Gautam, Sojoudi: Efficient Global Optimization of Two-layer ReLU Networks (SIAM J. Math. Data Sci. 2023) [161]",
-    );
+/// The demo's exact problem and ADMM configuration (`quick`: n = 12, else 20), shared with the
+/// regression test `algorithms/tests/convex_relu.rs::demo_admm_configuration_converges`.
+pub fn demo_problem(quick: bool, seed: u64) -> Result<(Dataset, Patterns, AdmmOptions), String> {
     let beta = 0.05;
     // Exact enumeration grows like n^d patterns, and ADMM's work with them: n = 40 (METHODS.md's
     // size) gave over a thousand patterns and did not converge in 50k iterations (10 minutes).
-    let n = if opts.quick { 12 } else { 20 };
-    let ds = teacher_data(n, 2, 3, 0.1, opts.seed(0)).with_bias();
-    (opts.progress)("enumerating activation patterns");
+    let n = if quick { 12 } else { 20 };
+    let ds = teacher_data(n, 2, 3, 0.1, seed).with_bias();
     let pats = enumerate_patterns(&ds, 1_000_000)?;
     let admm = AdmmOptions {
         beta,
-        // Fixed rho = 0.1 without over-relaxation: with the solver's defaults (automatic rho,
-        // fitted on the bench problems, and relaxation 1.6) this small, tightly-toleranced
-        // problem did not meet the stopping rule in 20k iterations (seen 2026-11-22).
-        rho: 0.1,
-        relaxation: 1.0,
+        // The solver's defaults (automatic ρ, α = 1.6 with the stall fall-back to α = 1). Before
+        // that fall-back existed, α = 1.6 stalled at ~5× the stopping rule here (n = 12) and the
+        // demo used ρ = 0.1, α = 1; measured 2026-11-22: n = 12 converges in 7,180 iterations
+        // with the defaults against 9,585 with that fixed ρ, n = 20 in 11,150 against 12,712
+        // (test `demo_admm_configuration_converges`).
         eps_abs: 1e-8,
         eps_rel: 1e-6,
         max_iters: 20_000,
         ..Default::default()
     };
+    Ok((ds, pats, admm))
+}
+
+pub fn repro(opts: &ReproOptions) -> Result<Report, String> {
+    let mut report = Report::new(
+        "convex_relu",
+        "Bai, Gautam, Sojoudi: Efficient Global Optimization of Two-layer ReLU Networks (SIAM J. Math. Data Sci. 2023) [161]",
+    );
+    (opts.progress)("enumerating activation patterns");
+    let (ds, pats, admm) = demo_problem(opts.quick, opts.seed(0))?;
+    let (n, beta) = (ds.n, admm.beta);
     (opts.progress)(&format!("ADMM over {} patterns", pats.p));
     let sol = solve_admm(&ds, &pats, &admm)?;
     let net = recover_network(&sol.v, &sol.w, ds.d, 1e-8);
@@ -81,9 +89,9 @@ pub fn repro(opts: &ReproOptions) -> Result<Report, String> {
         "Setup",
         &format!(
             "Teacher data: n = {n} inputs uniform in [-1, 1]², a bias column, targets from a 3-neuron ReLU teacher \
-             plus N(0, 0.1²) noise; squared loss, β = {beta}. Patterns: {}. ADMM (ρ = {}) to ε_abs = 1e-8, ε_rel = 1e-6.",
+             plus N(0, 0.1²) noise; squared loss, β = {beta}. Patterns: {}. ADMM (automatic ρ; over-relaxation {} with the stall fall-back to 1) to ε_abs = 1e-8, ε_rel = 1e-6.",
             pats.describe(),
-            admm.rho
+            admm.relaxation
         ),
     );
     let mut t = Table::new(&["quantity", "value"]);
