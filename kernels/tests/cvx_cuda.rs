@@ -143,7 +143,13 @@ fn products<T: Elem>(dev: &CudaDevice, seed: u64) {
         let (mut want, mut scale) = (vec![T::default(); n], vec![T::default(); n]);
         cpu::masked_forward(&x, &mask, &v, s, &mut want).unwrap();
         cpu::masked_forward(&xa, &ones, &va, s, &mut scale).unwrap();
-        close(&tag("masked_forward"), &down::<T>(dev, &out, n), &want, &scale, d + p);
+        close(
+            &tag("masked_forward"),
+            &down::<T>(dev, &out, n),
+            &want,
+            &scale,
+            d + p,
+        );
 
         let out = dev.alloc(p * n * 8).unwrap();
         unsafe { k::sign_forward(dev, T::TY, bx.ptr(), bm.ptr(), bv.ptr(), out.ptr(), s) }.unwrap();
@@ -151,7 +157,13 @@ fn products<T: Elem>(dev: &CudaDevice, seed: u64) {
         cpu::sign_forward(&x, &mask, &v, s, &mut want).unwrap();
         cpu::sign_forward(&xa, &ones, &va, s, &mut scale).unwrap();
         let sign_scale = scale.clone();
-        close(&tag("sign_forward"), &down::<T>(dev, &out, p * n), &want, &scale, d);
+        close(
+            &tag("sign_forward"),
+            &down::<T>(dev, &out, p * n),
+            &want,
+            &scale,
+            d,
+        );
 
         let br = up(dev, &r);
         let out = dev.alloc(p * d * 8).unwrap();
@@ -159,14 +171,26 @@ fn products<T: Elem>(dev: &CudaDevice, seed: u64) {
         let (mut want, mut scale) = (vec![T::default(); p * d], vec![T::default(); p * d]);
         cpu::masked_backward(&x, &mask, &r, s, &mut want).unwrap();
         cpu::masked_backward(&xa, &ones, &ra, s, &mut scale).unwrap();
-        close(&tag("masked_backward"), &down::<T>(dev, &out, p * d), &want, &scale, n);
+        close(
+            &tag("masked_backward"),
+            &down::<T>(dev, &out, p * d),
+            &want,
+            &scale,
+            n,
+        );
 
         let bz = up(dev, &z);
         let out = dev.alloc(p * d * 8).unwrap();
         unsafe { k::sign_backward(dev, T::TY, bx.ptr(), bm.ptr(), bz.ptr(), out.ptr(), s) }.unwrap();
         cpu::sign_backward(&x, &mask, &z, s, &mut want).unwrap();
         cpu::sign_backward(&xa, &ones, &za, s, &mut scale).unwrap();
-        close(&tag("sign_backward"), &down::<T>(dev, &out, p * d), &want, &scale, n);
+        close(
+            &tag("sign_backward"),
+            &down::<T>(dev, &out, p * d),
+            &want,
+            &scale,
+            n,
+        );
 
         // The fused slack step: s, ν random (ν ≥ 0 or not does not matter to the algebra).
         let (s0, nu0): (Vec<T>, Vec<T>) = (rand_vec(&mut rng, p * n), rand_vec(&mut rng, p * n));
@@ -191,8 +215,19 @@ fn products<T: Elem>(dev: &CudaDevice, seed: u64) {
         let sc: Vec<T> = (0..p * n)
             .map(|e| T::from(sign_scale[e].to() + s0[e].to().abs() + nu0[e].to().abs()))
             .collect();
-        for (name, b, want) in [("s", &bs, &cs), ("nu", &bnu, &cnu), ("ds", &bds, &cds), ("r", &brr, &crr)] {
-            close(&tag(&format!("admm_slack_step {name}")), &down::<T>(dev, b, p * n), want, &sc, d + 2);
+        for (name, b, want) in [
+            ("s", &bs, &cs),
+            ("nu", &bnu, &cnu),
+            ("ds", &bds, &cds),
+            ("r", &brr, &crr),
+        ] {
+            close(
+                &tag(&format!("admm_slack_step {name}")),
+                &down::<T>(dev, b, p * n),
+                want,
+                &sc,
+                d + 2,
+            );
         }
     }
 }
@@ -211,12 +246,33 @@ fn group_steps<T: Elem>(dev: &CudaDevice, seed: u64) {
         let mut want = v.clone();
         cpu::group_soft_threshold(&mut want, d, T::from(t)).unwrap();
         // The norm (d terms) then a scale: relative error ~ (d + 3)ε of |v| per element.
-        close(&tag("group_soft_threshold"), &down::<T>(dev, &bv, len), &want, &abs(&v), d + 3);
+        close(
+            &tag("group_soft_threshold"),
+            &down::<T>(dev, &bv, len),
+            &want,
+            &abs(&v),
+            d + 3,
+        );
 
-        let (u, lam, v0): (Vec<T>, Vec<T>, Vec<T>) =
-            (rand_vec(&mut rng, len), rand_vec(&mut rng, len), rand_vec(&mut rng, len));
-        let bufs = [up(dev, &u), up(dev, &lam), up(dev, &v0), dev.alloc(len * 8).unwrap(), dev.alloc(len * 8).unwrap()];
-        let ptrs = [bufs[0].ptr(), bufs[1].ptr(), bufs[2].ptr(), bufs[3].ptr(), bufs[4].ptr()];
+        let (u, lam, v0): (Vec<T>, Vec<T>, Vec<T>) = (
+            rand_vec(&mut rng, len),
+            rand_vec(&mut rng, len),
+            rand_vec(&mut rng, len),
+        );
+        let bufs = [
+            up(dev, &u),
+            up(dev, &lam),
+            up(dev, &v0),
+            dev.alloc(len * 8).unwrap(),
+            dev.alloc(len * 8).unwrap(),
+        ];
+        let ptrs = [
+            bufs[0].ptr(),
+            bufs[1].ptr(),
+            bufs[2].ptr(),
+            bufs[3].ptr(),
+            bufs[4].ptr(),
+        ];
         unsafe { k::admm_group_step(dev, T::TY, ptrs, groups, d, t) }.unwrap();
         let (mut cl, mut cv) = (lam.clone(), v0.clone());
         let (mut cdv, mut cr) = (vec![T::default(); len], vec![T::default(); len]);
@@ -225,7 +281,13 @@ fn group_steps<T: Elem>(dev: &CudaDevice, seed: u64) {
             .map(|e| T::from(u[e].to().abs() + lam[e].to().abs() + v0[e].to().abs()))
             .collect();
         for (name, b, want) in [("lambda", 1, &cl), ("v", 2, &cv), ("dv", 3, &cdv), ("r", 4, &cr)] {
-            close(&tag(&format!("admm_group_step {name}")), &down::<T>(dev, &bufs[b], len), want, &sc, d + 4);
+            close(
+                &tag(&format!("admm_group_step {name}")),
+                &down::<T>(dev, &bufs[b], len),
+                want,
+                &sc,
+                d + 4,
+            );
         }
 
         // The projection is exact: max(0, s) rounds nothing.
@@ -273,7 +335,10 @@ fn cuda_pattern_ops_match_pattern_ops() {
         // f64 sums of at most max(n, d + p) terms of size ≤ 4: 1e-10 absolute is > 2mε·4 here.
         let check = |what: &str, a: &[f64], b: &[f64]| {
             for (e, (g, w)) in a.iter().zip(b).enumerate() {
-                assert!((g - w).abs() <= 1e-10 * (1.0 + w.abs()), "{what} n={n} d={d} p={p} [{e}]: {g} vs {w}");
+                assert!(
+                    (g - w).abs() <= 1e-10 * (1.0 + w.abs()),
+                    "{what} n={n} d={d} p={p} [{e}]: {g} vs {w}"
+                );
             }
         };
         let v: Vec<f64> = rand_vec(&mut rng, 2 * p * d);

@@ -70,14 +70,8 @@ const fn kref(name: &'static str, params: &'static [ArgKind]) -> KernelRef {
     }
 }
 
-const MASKED_FWD: [KernelRef; 2] = [
-    kref("cvx_masked_fwd_f32", PROD),
-    kref("cvx_masked_fwd_f64", PROD),
-];
-const MASKED_BWD: [KernelRef; 2] = [
-    kref("cvx_masked_bwd_f32", PROD),
-    kref("cvx_masked_bwd_f64", PROD),
-];
+const MASKED_FWD: [KernelRef; 2] = [kref("cvx_masked_fwd_f32", PROD), kref("cvx_masked_fwd_f64", PROD)];
+const MASKED_BWD: [KernelRef; 2] = [kref("cvx_masked_bwd_f32", PROD), kref("cvx_masked_bwd_f64", PROD)];
 const SIGN_FWD: [KernelRef; 2] = [kref("cvx_sign_fwd_f32", PROD), kref("cvx_sign_fwd_f64", PROD)];
 const SIGN_BWD: [KernelRef; 2] = [kref("cvx_sign_bwd_f32", PROD), kref("cvx_sign_bwd_f64", PROD)];
 const ADMM_SLACK: [KernelRef; 2] = [
@@ -118,7 +112,8 @@ const ROWS: u32 = 128;
 const BLOCK: u32 = 256;
 
 fn to_i32(what: &str, v: usize) -> Result<i32, CudaError> {
-    i32::try_from(v).map_err(|_| CudaError::Driver(format!("cvx: {what} = {v} does not fit the kernels' int")))
+    i32::try_from(v)
+        .map_err(|_| CudaError::Driver(format!("cvx: {what} = {v} does not fit the kernels' int")))
 }
 
 fn dims(s: CvxShape) -> Result<[Arg; 3], CudaError> {
@@ -131,7 +126,9 @@ fn dims(s: CvxShape) -> Result<[Arg; 3], CudaError> {
 
 /// Row blocks over the n samples, capped at 8 waves (the row loop is grid-stride).
 fn rows_config(dev: &CudaDevice, n: usize) -> LaunchConfig {
-    let blocks = n.div_ceil(ROWS as usize).clamp(1, (dev.sm_count() as usize * 8).max(1));
+    let blocks = n
+        .div_ceil(ROWS as usize)
+        .clamp(1, (dev.sm_count() as usize * 8).max(1));
     LaunchConfig {
         grid_dim: (blocks as u32, 1, 1),
         block_dim: (ROWS, 1, 1),
@@ -396,8 +393,12 @@ impl CudaPatternOps {
         // Largest vector any call moves: two stacked copies of p × n (or p × d), or n.
         let most = (2 * p * n.max(d)).max(n).max(1) * 8;
         Ok(CudaPatternOps {
-            x: dev.upload(if x.is_empty() { &[0.0f64][..] } else { x }).map_err(&err)?,
-            mask: dev.upload(if mask.is_empty() { &[0u8][..] } else { mask }).map_err(&err)?,
+            x: dev
+                .upload(if x.is_empty() { &[0.0f64][..] } else { x })
+                .map_err(&err)?,
+            mask: dev
+                .upload(if mask.is_empty() { &[0u8][..] } else { mask })
+                .map_err(&err)?,
             input: dev.alloc(most).map_err(&err)?,
             output: dev.alloc(most).map_err(&err)?,
             dev,
