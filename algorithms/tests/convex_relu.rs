@@ -317,30 +317,35 @@ fn bad_problems_are_errors_not_panics() {
         .contains("samples"));
 }
 
-/// Regression: the [161] demo's own problem and ADMM configuration (`convex_relu_demo`, now the
-/// solver's defaults) meets its stopping rule (primal and dual residuals below ε_abs/ε_rel)
-/// within its iteration budget, for both demo sizes. An earlier change of the defaults stalled
-/// this problem (2 of 4 claims failed on a fresh clone) without any test noticing. The demo
-/// problem has no stored cvxpy value, so the optimum is cross-checked against the fixed
-/// configuration the demo used meanwhile (ρ = 0.1, α = 1), to 1e-4 relative as against cvxpy:
-/// both runs stop on a 1e-6 relative residual rule, which bounds the objective less tightly
-/// (observed difference 2.9e-6 at n = 12).
+/// Regression: the [161] demo's own problem and ADMM configuration (`convex_relu_demo`)
+/// meets its stopping rule (primal and dual residuals below ε_abs/ε_rel) within its iteration
+/// budget, for both demo sizes, and at the `--quick` size its solution passes the demo's
+/// recovery claim (recovered network's objective within 1e-6 of the convex one). An earlier change of the solver's
+/// defaults stalled this problem (2 of 4 claims failed on a fresh clone) without any test
+/// noticing. The demo problem has no stored cvxpy value, so the optimum is cross-checked
+/// against the solver's defaults (automatic ρ, α = 1.6 with the stall fall-back), which must
+/// converge too, to 1e-4 relative as against cvxpy: both runs stop on a 1e-6 relative residual
+/// rule, which bounds the objective less tightly (observed difference 2.9e-6 at n = 12).
 #[test]
 fn demo_admm_configuration_converges() {
     let opts = algorithms::repro::ReproOptions::quick_cpu();
     for quick in [true, false] {
         let (ds, pats, admm) = algorithms::convex_relu_demo::demo_problem(quick, opts.seed(0)).unwrap();
         let sol = solve_admm(&ds, &pats, &admm).unwrap();
-        let fixed = AdmmOptions {
-            rho: 0.1,
-            relaxation: 1.0,
-            ..admm.clone()
+        let defaults = AdmmOptions {
+            beta: admm.beta,
+            eps_abs: admm.eps_abs,
+            eps_rel: admm.eps_rel,
+            max_iters: admm.max_iters,
+            ..Default::default()
         };
-        let other = solve_admm(&ds, &pats, &fixed).unwrap();
+        let auto = solve_admm(&ds, &pats, &defaults).unwrap();
+        let recovered = recover_network(&sol.v, &sol.w, ds.d, 1e-8).objective(&ds, admm.loss, admm.beta);
         let last = sol.history.last().unwrap();
         eprintln!(
             "demo n={} P={}: demo config (rho {}, alpha {}) {} iterations (converged {}), primal {:.1e} dual {:.1e}, \
-             objective {:.10}; rho 0.1, alpha 1: {} iterations (converged {}), objective {:.10}",
+             objective {:.10}, recovered {:.1e} relative; defaults {} iterations (converged {}), primal {:.1e}, \
+             objective {:.10}",
             ds.n,
             pats.p,
             admm.rho,
@@ -350,9 +355,11 @@ fn demo_admm_configuration_converges() {
             last.2,
             last.3,
             sol.objective,
-            other.iterations,
-            other.converged,
-            other.objective
+            rel(recovered, sol.objective),
+            auto.iterations,
+            auto.converged,
+            auto.history.last().unwrap().2,
+            auto.objective
         );
         assert!(
             sol.converged && sol.iterations < admm.max_iters,
@@ -360,15 +367,25 @@ fn demo_admm_configuration_converges() {
             ds.n,
             admm.max_iters
         );
+        // The claim is checked at the `--quick` size, the one CI's repro runs. At n = 20 the same
+        // configuration misses it (3.7e-6 observed, 2026-11-22; docs/convex-relu.md): the
+        // stopping rule bounds the residuals, not the cone violation that recovery is sensitive
+        // to.
         assert!(
-            other.converged,
-            "demo n={}: rho 0.1, alpha 1 did not converge",
+            !quick || rel(recovered, sol.objective) < 1e-6,
+            "demo n={}: recovered {recovered} vs convex {}",
+            ds.n,
+            sol.objective
+        );
+        assert!(
+            auto.converged,
+            "demo n={}: the default options did not converge",
             ds.n
         );
         assert!(
-            rel(other.objective, sol.objective) < 1e-4,
+            rel(auto.objective, sol.objective) < 1e-4,
             "{} vs {}",
-            other.objective,
+            auto.objective,
             sol.objective
         );
     }
