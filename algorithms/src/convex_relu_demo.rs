@@ -31,7 +31,7 @@
 
 use crate::convex_relu::{
     enumerate_patterns, recover_network, sample_patterns, solve_admm, teacher_data, train_baseline,
-    AdmmOptions, BaselineOptions,
+    AdmmOptions, BaselineOptions, Dataset, Patterns,
 };
 use crate::report::{Figure, Outcome, Report, Series, Table};
 use crate::repro::ReproOptions;
@@ -48,23 +48,24 @@ fn log_slope(pts: &[(f64, f64)]) -> f64 {
         / pts.iter().map(|p| (p.0 - mx).powi(2)).sum::<f64>()
 }
 
-pub fn repro(opts: &ReproOptions) -> Result<Report, String> {
-    let mut report = Report::new(
-        "convex_relu",
-        "Bai, Gautam, Sojoudi: Efficient Global Optimization of Two-layer ReLU Networks (SIAM J. Math. Data Sci. 2023) [161]",
-    );
+/// The demo's exact problem and ADMM configuration (`quick`: n = 12, else 20), shared with the
+/// regression test `algorithms/tests/convex_relu.rs::demo_admm_configuration_converges`.
+pub fn demo_problem(quick: bool, seed: u64) -> Result<(Dataset, Patterns, AdmmOptions), String> {
     let beta = 0.05;
     // Exact enumeration grows like n^d patterns, and ADMM's work with them: n = 40 (METHODS.md's
     // size) gave over a thousand patterns and did not converge in 50k iterations (10 minutes).
-    let n = if opts.quick { 12 } else { 20 };
-    let ds = teacher_data(n, 2, 3, 0.1, opts.seed(0)).with_bias();
-    (opts.progress)("enumerating activation patterns");
+    let n = if quick { 12 } else { 20 };
+    let ds = teacher_data(n, 2, 3, 0.1, seed).with_bias();
     let pats = enumerate_patterns(&ds, 1_000_000)?;
     let admm = AdmmOptions {
         beta,
-        // Fixed rho = 0.1 without over-relaxation: with the solver's defaults (automatic rho,
-        // fitted on the bench problems, and relaxation 1.6) this small, tightly-toleranced
-        // problem did not meet the stopping rule in 20k iterations (seen 2026-11-22).
+        // Fixed ρ = 0.1 without over-relaxation. The solver's defaults (automatic ρ, α = 1.6
+        // with the stall fall-back) converge here too, and sooner (n = 12: 7,180 iterations
+        // against 9,585; n = 20: 11,150 against 12,712; 2026-11-22), but they stop with a primal
+        // residual 5× larger (1.4e-6 against 2.6e-7 at n = 12), i.e. a larger cone violation,
+        // and the recovered network's objective then differs from the convex one by 4.6e-6,
+        // above this demo's 1e-6 claim. The stopping rule bounds residuals, not that
+        // difference; this configuration meets both (test `demo_admm_configuration_converges`).
         rho: 0.1,
         relaxation: 1.0,
         eps_abs: 1e-8,
@@ -72,6 +73,17 @@ pub fn repro(opts: &ReproOptions) -> Result<Report, String> {
         max_iters: 20_000,
         ..Default::default()
     };
+    Ok((ds, pats, admm))
+}
+
+pub fn repro(opts: &ReproOptions) -> Result<Report, String> {
+    let mut report = Report::new(
+        "convex_relu",
+        "Bai, Gautam, Sojoudi: Efficient Global Optimization of Two-layer ReLU Networks (SIAM J. Math. Data Sci. 2023) [161]",
+    );
+    (opts.progress)("enumerating activation patterns");
+    let (ds, pats, admm) = demo_problem(opts.quick, opts.seed(0))?;
+    let (n, beta) = (ds.n, admm.beta);
     (opts.progress)(&format!("ADMM over {} patterns", pats.p));
     let sol = solve_admm(&ds, &pats, &admm)?;
     let net = recover_network(&sol.v, &sol.w, ds.d, 1e-8);
@@ -81,9 +93,10 @@ pub fn repro(opts: &ReproOptions) -> Result<Report, String> {
         "Setup",
         &format!(
             "Teacher data: n = {n} inputs uniform in [-1, 1]², a bias column, targets from a 3-neuron ReLU teacher \
-             plus N(0, 0.1²) noise; squared loss, β = {beta}. Patterns: {}. ADMM (ρ = {}) to ε_abs = 1e-8, ε_rel = 1e-6.",
+             plus N(0, 0.1²) noise; squared loss, β = {beta}. Patterns: {}. ADMM (ρ = {}, over-relaxation {}) to ε_abs = 1e-8, ε_rel = 1e-6.",
             pats.describe(),
-            admm.rho
+            admm.rho,
+            admm.relaxation
         ),
     );
     let mut t = Table::new(&["quantity", "value"]);

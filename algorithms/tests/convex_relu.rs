@@ -316,3 +316,175 @@ fn bad_problems_are_errors_not_panics() {
         .unwrap_err()
         .contains("samples"));
 }
+
+/// Regression: the [161] demo's own problem and ADMM configuration (`convex_relu_demo`)
+/// meets its stopping rule (primal and dual residuals below ε_abs/ε_rel) within its iteration
+/// budget, for both demo sizes, and at the `--quick` size its solution passes the demo's
+/// recovery claim (recovered network's objective within 1e-6 of the convex one). An earlier change of the solver's
+/// defaults stalled this problem (2 of 4 claims failed on a fresh clone) without any test
+/// noticing. The demo problem has no stored cvxpy value, so the optimum is cross-checked
+/// against the solver's defaults (automatic ρ, α = 1.6 with the stall fall-back), which must
+/// converge too, to 1e-4 relative as against cvxpy: both runs stop on a 1e-6 relative residual
+/// rule, which bounds the objective less tightly (observed difference 2.9e-6 at n = 12).
+#[test]
+fn demo_admm_configuration_converges() {
+    let opts = algorithms::repro::ReproOptions::quick_cpu();
+    for quick in [true, false] {
+        let (ds, pats, admm) = algorithms::convex_relu_demo::demo_problem(quick, opts.seed(0)).unwrap();
+        let sol = solve_admm(&ds, &pats, &admm).unwrap();
+        let defaults = AdmmOptions {
+            beta: admm.beta,
+            eps_abs: admm.eps_abs,
+            eps_rel: admm.eps_rel,
+            max_iters: admm.max_iters,
+            ..Default::default()
+        };
+        let auto = solve_admm(&ds, &pats, &defaults).unwrap();
+        let recovered = recover_network(&sol.v, &sol.w, ds.d, 1e-8).objective(&ds, admm.loss, admm.beta);
+        let last = sol.history.last().unwrap();
+        eprintln!(
+            "demo n={} P={}: demo config (rho {}, alpha {}) {} iterations (converged {}), primal {:.1e} dual {:.1e}, \
+             objective {:.10}, recovered {:.1e} relative; defaults {} iterations (converged {}), primal {:.1e}, \
+             objective {:.10}",
+            ds.n,
+            pats.p,
+            admm.rho,
+            admm.relaxation,
+            sol.iterations,
+            sol.converged,
+            last.2,
+            last.3,
+            sol.objective,
+            rel(recovered, sol.objective),
+            auto.iterations,
+            auto.converged,
+            auto.history.last().unwrap().2,
+            auto.objective
+        );
+        assert!(
+            sol.converged && sol.iterations < admm.max_iters,
+            "demo n={}: the demo's ADMM configuration did not meet its stopping rule in {} iterations",
+            ds.n,
+            admm.max_iters
+        );
+        // The claim is checked at the `--quick` size, the one CI's repro runs. At n = 20 the same
+        // configuration misses it (3.7e-6 observed, 2026-11-22; docs/convex-relu.md): the
+        // stopping rule bounds the residuals, not the cone violation that recovery is sensitive
+        // to.
+        assert!(
+            !quick || rel(recovered, sol.objective) < 1e-6,
+            "demo n={}: recovered {recovered} vs convex {}",
+            ds.n,
+            sol.objective
+        );
+        assert!(
+            auto.converged,
+            "demo n={}: the default options did not converge",
+            ds.n
+        );
+        assert!(
+            rel(auto.objective, sol.objective) < 1e-4,
+            "{} vs {}",
+            auto.objective,
+            sol.objective
+        );
+    }
+}
+
+/// The CUDA device for the CPU/CUDA solver parity test, or `None` after printing why it skips
+/// (the conventions of `autograd/tests/parity`): `REQUIRE_CUDA=1` turns the skip into a failure.
+fn cuda_or_skip(test: &str) -> Option<Device> {
+    match Device::cuda_unavailable_reason() {
+        None => Some(Device::Cuda(0)),
+        Some(why) => {
+            let required = std::env::var("REQUIRE_CUDA").is_ok_and(|v| v == "1");
+            assert!(!required, "REQUIRE_CUDA=1 but CUDA is not usable: {why}");
+            let _ = std::io::Write::write_all(
+                &mut std::io::stderr(),
+                format!("\n{test}: SKIPPED (no GPU; REQUIRE_CUDA=1 makes this fail): {why}\n").as_bytes(),
+            );
+            None
+        }
+    }
+}
+
+/// Every solver gives the same iterates with its products on CUDA as on the CPU, over a short
+/// run (50 iterations) of each golden problem kind. Tolerance 1e-9 relative to the iterate's
+/// size: the f64 products differ in summation order only (~1e-16 relative each), ADMM and
+/// PDHG are non-expansive, and FISTA's restart and backtracking tests are not near ties on
+/// these problems, so 50 iterations cannot grow rounding to anywhere near 1e-9.
+#[test]
+fn solvers_give_the_same_iterates_on_cpu_and_cuda() {
+    let Some(cuda) = cuda_or_skip("solvers_give_the_same_iterates_on_cpu_and_cuda") else {
+        return;
+    };
+    let close = |what: &str, a: &ConvexSolution, b: &ConvexSolution| {
+        let scale = a.v.iter().chain(&a.w).fold(1e-12f64, |m, e| m.max(e.abs()));
+        let worst =
+            a.v.iter()
+                .zip(&b.v)
+                .chain(a.w.iter().zip(&b.w))
+                .fold(0.0f64, |m, (x, y)| m.max((x - y).abs()));
+        eprintln!(
+            "{what}: objective cpu {:.12} cuda {:.12}, max |Δ| {worst:.1e} (scale {scale:.1e})",
+            a.objective, b.objective
+        );
+        assert!(worst <= 1e-9 * scale, "{what}: iterates differ by {worst:e}");
+        assert!(rel(b.objective, a.objective) < 1e-9, "{what}: objectives differ");
+    };
+    for g in golden() {
+        if g.loss == "hinge" {
+            let run = |device| {
+                let opt = RobustOptions {
+                    beta: g.beta,
+                    eps: g.v["eps"].as_f64().unwrap(),
+                    max_iters: 50,
+                    device,
+                    ..Default::default()
+                };
+                solve_robust(&g.ds, &g.pats, &opt).unwrap()
+            };
+            close(&format!("{} robust", g.name), &run(Device::Cpu), &run(cuda));
+            continue;
+        }
+        let loss = loss_of(&g);
+        let admm = |device| {
+            let opt = AdmmOptions {
+                loss,
+                beta: g.beta,
+                max_iters: 50,
+                device,
+                ..Default::default()
+            };
+            solve_admm(&g.ds, &g.pats, &opt).unwrap()
+        };
+        close(&format!("{} admm", g.name), &admm(Device::Cpu), &admm(cuda));
+        let fista = |device| {
+            let opt = FistaOptions {
+                loss,
+                beta: g.beta,
+                max_iters: 50,
+                device,
+                ..Default::default()
+            };
+            solve_fista(&g.ds, &g.pats, &opt).unwrap()
+        };
+        close(&format!("{} fista", g.name), &fista(Device::Cpu), &fista(cuda));
+    }
+}
+
+/// Without a GPU, asking for one is an error naming the solver's device, never a silent CPU run.
+#[test]
+fn cuda_without_a_gpu_is_a_clear_error() {
+    if Device::cuda_unavailable_reason().is_none() {
+        return; // a GPU is present: the parity test above covers the CUDA path
+    }
+    let g = golden().into_iter().find(|g| g.name == "reg_d2").unwrap();
+    let opt = AdmmOptions {
+        beta: g.beta,
+        device: Device::Cuda(0),
+        ..Default::default()
+    };
+    let err = solve_admm(&g.ds, &g.pats, &opt).unwrap_err();
+    assert!(err.contains("cuda:0") && err.contains("no usable GPU"), "{err}");
+}

@@ -21,6 +21,7 @@ fn launched() -> Vec<KernelRef> {
     all.extend(kernels::attention::cuda::all_kernels());
     all.extend(kernels::masked_xent::cuda::all_kernels());
     all.extend(kernels::optim::cuda::all_kernels());
+    all.extend(kernels::cvx::cuda::all_kernels());
     all
 }
 

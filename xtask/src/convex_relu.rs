@@ -48,6 +48,7 @@ pub struct ConvexReluArgs {
     /// number N of Gaussian directions to sample.
     #[arg(long, default_value = "exact")]
     patterns: String,
+    /// Where the pattern products run: `cuda` needs a GPU (an error saying why otherwise).
     #[arg(long, value_enum, default_value_t = Device::Cpu)]
     device: Device,
     /// Training loss for admm and fista (robust always uses the hinge loss).
@@ -73,14 +74,17 @@ pub struct ConvexReluArgs {
 }
 
 pub fn run(args: &ConvexReluArgs) -> Result<u8, String> {
-    if args.device == Device::Cuda {
-        return Err(
-            "--device cuda: the CUDA path is not available yet (the kernels in \
-                    kernels/src/cvx/cvx.cu compile, but no launch runtime drives them yet); \
-                    use --device cpu"
-                .into(),
-        );
-    }
+    // The pattern products run on the chosen device (algorithms::convex_relu::device says what
+    // stays on the host). Without a usable GPU, --device cuda is an error saying why.
+    let device = match args.device {
+        Device::Cpu => algorithms::convex_relu::Device::Cpu,
+        Device::Cuda => {
+            if let Err(why) = kernels::cuda::CudaDevice::get(0) {
+                return Err(format!("--device cuda: no usable GPU ({why}); use --device cpu"));
+            }
+            algorithms::convex_relu::Device::Cuda(0)
+        }
+    };
     let raw = Dataset::read_csv(&args.data).map_err(|e| format!("{}: {e}", args.data.display()))?;
     let ds = if args.no_bias { raw } else { raw.with_bias() };
     progress(&format!(
@@ -115,6 +119,7 @@ pub fn run(args: &ConvexReluArgs) -> Result<u8, String> {
                 loss,
                 beta: args.beta,
                 log_every: args.log_every,
+                device,
                 ..Default::default()
             };
             opt.max_iters = args.max_iters.unwrap_or(opt.max_iters);
@@ -125,6 +130,7 @@ pub fn run(args: &ConvexReluArgs) -> Result<u8, String> {
                 loss,
                 beta: args.beta,
                 log_every: args.log_every,
+                device,
                 ..Default::default()
             };
             opt.max_iters = args.max_iters.unwrap_or(opt.max_iters);
@@ -135,6 +141,7 @@ pub fn run(args: &ConvexReluArgs) -> Result<u8, String> {
                 beta: args.beta,
                 eps: args.eps,
                 log_every: args.log_every,
+                device,
                 ..Default::default()
             };
             opt.max_iters = args.max_iters.unwrap_or(opt.max_iters);

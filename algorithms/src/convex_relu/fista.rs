@@ -21,7 +21,9 @@
 
 use std::time::Instant;
 
-use kernels::cvx::{group_soft_threshold, CvxShape, PatternOps};
+use kernels::cvx::{group_soft_threshold, CvxShape};
+
+use super::device::{Device, Products};
 
 use super::{check_problem, group_norm_sum, norm2, ConvexSolution, Dataset, Loss, Patterns};
 
@@ -34,6 +36,8 @@ pub struct FistaOptions {
     pub log_every: usize,
     /// As in [`super::AdmmOptions::stop_at`]: stop once within `rel` of `p_star`.
     pub stop_at: Option<(f64, f64)>,
+    /// Where the pattern products run (see [`super::device`]); the rest stays on the host.
+    pub device: Device,
 }
 
 impl Default for FistaOptions {
@@ -45,6 +49,7 @@ impl Default for FistaOptions {
             tol: 1e-10,
             log_every: 0,
             stop_at: None,
+            device: Device::Cpu,
         }
     }
 }
@@ -52,7 +57,7 @@ impl Default for FistaOptions {
 /// Largest eigenvalue of AᵀA (A = [D_1X, …, D_PX]) by a few power iterations: a lower estimate
 /// of the gradient's Lipschitz constant, so 1/L is a first step the line search rarely shrinks
 /// by more than once or twice.
-pub(crate) fn lipschitz_estimate(ops: &PatternOps, len: usize, n: usize) -> f64 {
+pub(crate) fn lipschitz_estimate(ops: &Products, len: usize, n: usize) -> Result<f64, String> {
     let mut v: Vec<f64> = (0..len).map(|e| 1.0 + 0.1 * ((e as f64) * 0.618).sin()).collect();
     let mut av = vec![0.0; n];
     let mut lam = 0.0;
@@ -62,11 +67,11 @@ pub(crate) fn lipschitz_estimate(ops: &PatternOps, len: usize, n: usize) -> f64 
             break;
         }
         v.iter_mut().for_each(|e| *e /= nv);
-        ops.masked_forward(&v, &mut av).expect("shapes");
-        ops.masked_backward(&av, &mut v).expect("shapes");
+        ops.masked_forward(&v, &mut av)?;
+        ops.masked_backward(&av, &mut v)?;
         lam = norm2(&v);
     }
-    lam
+    Ok(lam)
 }
 
 pub fn solve_fista(ds: &Dataset, pats: &Patterns, opt: &FistaOptions) -> Result<ConvexSolution, String> {
@@ -74,7 +79,7 @@ pub fn solve_fista(ds: &Dataset, pats: &Patterns, opt: &FistaOptions) -> Result<
     opt.loss.check_targets(&ds.y)?;
     let start = Instant::now();
     let n = ds.n;
-    let ops = PatternOps::new(
+    let ops = Products::new(
         &ds.x,
         &pats.mask,
         CvxShape {
@@ -82,8 +87,8 @@ pub fn solve_fista(ds: &Dataset, pats: &Patterns, opt: &FistaOptions) -> Result<
             d: ds.d,
             p: pats.p,
         },
-    )
-    .map_err(|e| e.to_string())?;
+        opt.device,
+    )?;
     let len = pats.p * ds.d;
     let loss = opt.loss;
     let (mut x, mut y, mut xn, mut g) = (vec![0.0; len], vec![0.0; len], vec![0.0; len], vec![0.0; len]);
@@ -97,7 +102,7 @@ pub fn solve_fista(ds: &Dataset, pats: &Patterns, opt: &FistaOptions) -> Result<
     let grad0 = norm2(&g).max(1.0);
     // The logistic loss has curvature at most 1/4.
     let curvature = if loss == Loss::Logistic { 0.25 } else { 1.0 };
-    let lip = curvature * lipschitz_estimate(&ops, len, n);
+    let lip = curvature * lipschitz_estimate(&ops, len, n)?;
     let mut eta = if lip > 0.0 && lip.is_finite() {
         1.0 / lip
     } else {

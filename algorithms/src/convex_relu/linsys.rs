@@ -17,7 +17,9 @@
 //! Each iteration then costs two masked products and triangular solves. A new ρ changes only the
 //! core's diagonal shift (the Hadamard product and AᵀA are kept), so it costs one Cholesky.
 
-use kernels::cvx::{cholesky, cholesky_solve, PatternOps};
+use kernels::cvx::{cholesky, cholesky_solve};
+
+use super::device::Products;
 
 use super::{Dataset, Patterns};
 
@@ -190,7 +192,7 @@ impl SplitSystem {
 
     /// In place: (bu, bz) becomes (u, z), each `p × d`. `ops` holds the same data and patterns
     /// the system was built from.
-    pub fn solve(&mut self, ops: &PatternOps, bu: &mut [f64], bz: &mut [f64]) {
+    pub fn solve(&mut self, ops: &Products, bu: &mut [f64], bz: &mut [f64]) -> Result<(), String> {
         let (n, d) = (self.n, self.d);
         let (rho, h_chol) = (self.rho, &self.h_chol);
         // q = (ρH)⁻¹(b_u + b_z) per block; bz holds b_u − b_z from here on.
@@ -211,9 +213,9 @@ impl SplitSystem {
                     }
                 };
                 binv(rhs);
-                ops.masked_forward(rhs, &mut self.w).expect("shapes");
+                ops.masked_forward(rhs, &mut self.w)?;
                 cholesky_solve(chol, n, &mut self.w);
-                ops.masked_backward(&self.w, &mut self.t2).expect("shapes");
+                ops.masked_backward(&self.w, &mut self.t2)?;
                 binv(&mut self.t2);
                 rhs.iter_mut().zip(&self.t2).for_each(|(a, b)| *a -= b);
             }
@@ -224,6 +226,7 @@ impl SplitSystem {
             *u = 0.5 * (qv + pv);
             *z = 0.5 * (qv - pv);
         }
+        Ok(())
     }
 }
 
@@ -267,7 +270,7 @@ mod tests {
             let ds = teacher_data(30, 2, 3, 0.1, 1).with_bias();
             let pats = sample_patterns(&ds, count, 2);
             for (c, rho) in [(1.0, 0.5), (1.0, 1.0)] {
-                let ops = PatternOps::new(
+                let ops = Products::new(
                     &ds.x,
                     &pats.mask,
                     CvxShape {
@@ -275,6 +278,7 @@ mod tests {
                         d: ds.d,
                         p: pats.p,
                     },
+                    super::super::Device::Cpu,
                 )
                 .unwrap();
                 // Built at another ρ and moved: set_rho must leave the same system as a fresh build.
@@ -284,7 +288,7 @@ mod tests {
                 let u: Vec<f64> = (0..len).map(|e| (e as f64 * 0.7).sin()).collect();
                 let z: Vec<f64> = (0..len).map(|e| (e as f64 * 0.3).cos()).collect();
                 let (mut bu, mut bz) = apply(&ds, &pats, c, rho, &u, &z);
-                sys.solve(&ops, &mut bu, &mut bz);
+                sys.solve(&ops, &mut bu, &mut bz).unwrap();
                 let err = bu
                     .iter()
                     .zip(&u)

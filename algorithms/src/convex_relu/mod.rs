@@ -35,7 +35,9 @@
 //! * [`baseline`]: the same-width network trained by Adam from random inits (autograd).
 //!
 //! The inner loops (masked products and adjoints, group prox, slack projection, Cholesky) are
-//! `kernels::cvx`; its `cvx.cu` holds the CUDA versions, not launched from here yet.
+//! `kernels::cvx`; its `cvx.cu` holds the CUDA versions. Every solver takes a `device`
+//! option: on `Device::Cuda(i)` its pattern products run on the GPU ([`device`] says what
+//! stays on the host).
 //!
 //! # What the report shows (`cargo xtask convex-relu`, tests, `docs/convex-relu.md`)
 //! The optimal value matches cvxpy's interior-point solution (stored golden values, 1e-4
@@ -47,6 +49,7 @@
 pub mod admm;
 pub mod baseline;
 pub mod data;
+pub mod device;
 pub mod fista;
 mod linsys;
 pub mod patterns;
@@ -56,6 +59,7 @@ pub mod robust;
 pub use admm::{solve_admm, AdmmOptions};
 pub use baseline::{train_baseline, BaselineOptions, BaselineRun};
 pub use data::{teacher_data, DataError, Dataset};
+pub use device::{Device, Products};
 
 pub use fista::{solve_fista, FistaOptions};
 pub use patterns::{enumerate_patterns, sample_patterns, PatternSource, Patterns};

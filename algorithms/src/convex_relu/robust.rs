@@ -38,9 +38,9 @@
 
 use std::time::Instant;
 
-use kernels::cvx::{
-    group_soft_threshold, masked_backward, masked_forward, sign_backward, sign_forward, CvxShape,
-};
+use kernels::cvx::{group_soft_threshold, sign_forward, CvxShape};
+
+use super::device::{Device, Products};
 
 use super::{check_problem, group_norm_sum, norm2, ConvexSolution, Dataset, Loss, Patterns};
 
@@ -54,6 +54,8 @@ pub struct RobustOptions {
     pub log_every: usize,
     /// Balance between the primal and dual step sizes (τ·ω, σ/ω keeps PDHG's step condition).
     pub primal_weight: f64,
+    /// Where the pattern products run (see [`super::device`]); the rest stays on the host.
+    pub device: Device,
 }
 
 impl Default for RobustOptions {
@@ -65,6 +67,7 @@ impl Default for RobustOptions {
             tol: 1e-7,
             log_every: 0,
             primal_weight: 3.0,
+            device: Device::Cpu,
         }
     }
 }
@@ -158,12 +161,20 @@ impl Layout {
     }
 
     /// `K x` (the constraint values; the constraints are `K x ≥ b`, b = 1 on the hinge rows).
-    fn apply(&self, ds: &Dataset, pats: &Patterns, mask2: &[u8], x: &[f64], out: &mut [f64]) {
+    fn apply(
+        &self,
+        ds: &Dataset,
+        pats: &Patterns,
+        ops: &Products,
+        x: &[f64],
+        out: &mut [f64],
+    ) -> Result<(), String> {
         let (n, d, df, p) = (self.n, self.d, self.df, self.p);
         let [_, oa, ot, os, _] = self.primal();
         let [_, c2p, c2m, c3, c4p, c4m, _] = self.dual();
         let wv = &x[..oa];
-        sign_forward(&ds.x, mask2, wv, CvxShape { n, d, p: 2 * p }, &mut out[..c2p]).expect("shapes");
+        // v and w are two stacked copies under the same patterns.
+        ops.sign_forward(wv, &mut out[..c2p], 2)?;
         for j in 0..2 * p {
             let asum: f64 = x[oa + j * df..oa + (j + 1) * df].iter().sum();
             out[j * n..(j + 1) * n]
@@ -177,7 +188,7 @@ impl Layout {
         }
         let diff: Vec<f64> = (0..p * d).map(|e| wv[e] - wv[p * d + e]).collect();
         let mut yhat = vec![0.0; n];
-        masked_forward(&ds.x, &pats.mask, &diff, CvxShape { n, d, p }, &mut yhat).expect("shapes");
+        ops.masked_forward(&diff, &mut yhat)?;
         let c = per_sample_weights(ds, pats, &diff);
         for k in 0..n {
             let ssum: f64 = x[os + k * df..os + (k + 1) * df].iter().sum();
@@ -188,21 +199,22 @@ impl Layout {
                 out[c4m + k * df + f] = s + c[k * d + f];
             }
         }
+        Ok(())
     }
 
     /// `Kᵀ y`.
-    fn apply_t(&self, ds: &Dataset, pats: &Patterns, mask2: &[u8], y: &[f64], out: &mut [f64]) {
+    fn apply_t(
+        &self,
+        ds: &Dataset,
+        pats: &Patterns,
+        ops: &Products,
+        y: &[f64],
+        out: &mut [f64],
+    ) -> Result<(), String> {
         let (n, d, df, p) = (self.n, self.d, self.df, self.p);
         let [_, oa, ot, os, _] = self.primal();
         let [_, c2p, c2m, c3, c4p, c4m, _] = self.dual();
-        sign_backward(
-            &ds.x,
-            mask2,
-            &y[..c2p],
-            CvxShape { n, d, p: 2 * p },
-            &mut out[..oa],
-        )
-        .expect("shapes");
+        ops.sign_backward(&y[..c2p], &mut out[..oa], 2)?;
         for j in 0..2 * p {
             let ysum: f64 = y[j * n..(j + 1) * n].iter().sum();
             for f in 0..df {
@@ -214,7 +226,7 @@ impl Layout {
         // Hinge rows: y_k ŷ_k with ŷ = A(V − W); s−c / s+c rows: c = Mᵀ(V − W).
         let yy: Vec<f64> = (0..n).map(|k| ds.y[k] * y[c3 + k]).collect();
         let mut g = vec![0.0; p * d];
-        masked_backward(&ds.x, &pats.mask, &yy, CvxShape { n, d, p }, &mut g).expect("shapes");
+        ops.masked_backward(&yy, &mut g)?;
         for i in 0..p {
             for k in 0..n {
                 if pats.mask[i * n + k] != 0 {
@@ -234,6 +246,7 @@ impl Layout {
                 out[os + k * df + f] = -self.eps * y[c3 + k] + y[c4p + k * df + f] + y[c4m + k * df + f];
             }
         }
+        Ok(())
     }
 
     /// Pock–Chambolle step sizes: τ = 1/Σ_rows|K|, σ = 1/Σ_cols|K| (one τ per weight group).
@@ -296,7 +309,16 @@ pub fn solve_robust(ds: &Dataset, pats: &Patterns, opt: &RobustOptions) -> Resul
         p: pats.p,
         eps: opt.eps,
     };
-    let mask2: Vec<u8> = pats.mask.iter().chain(&pats.mask).copied().collect();
+    let ops = Products::new(
+        &ds.x,
+        &pats.mask,
+        CvxShape {
+            n: ds.n,
+            d: ds.d,
+            p: pats.p,
+        },
+        opt.device,
+    )?;
     let [_, oa, ot, os, pend] = lay.primal();
     let [.., c3, c4p, _, dend] = lay.dual();
     let mut b = vec![0.0; dend];
@@ -311,7 +333,7 @@ pub fn solve_robust(ds: &Dataset, pats: &Patterns, opt: &RobustOptions) -> Resul
     let mut y_new = vec![0.0; dend];
     let wsz = oa;
     let (mut history, mut converged, mut iterations) = (Vec::new(), false, 0);
-    lay.apply_t(ds, pats, &mask2, &y, &mut kty);
+    lay.apply_t(ds, pats, &ops, &y, &mut kty)?;
     for it in 1..=opt.max_iters {
         iterations = it;
         for e in 0..pend {
@@ -324,12 +346,12 @@ pub fn solve_robust(ds: &Dataset, pats: &Patterns, opt: &RobustOptions) -> Resul
         for e in ot..os {
             x_new[e] = (x_new[e] - tau[e]).max(0.0);
         }
-        lay.apply(ds, pats, &mask2, &x_new, &mut kx_new);
+        lay.apply(ds, pats, &ops, &x_new, &mut kx_new)?;
         for e in 0..dend {
             let bar = 2.0 * kx_new[e] - kx[e];
             y_new[e] = (y[e] + sigma[e] * (bar - b[e])).min(0.0);
         }
-        lay.apply_t(ds, pats, &mask2, &y_new, &mut kty_new);
+        lay.apply_t(ds, pats, &ops, &y_new, &mut kty_new)?;
         // Residuals of the PDHG fixed point (Goldstein et al. 2013), all from stored products.
         let mut pr = 0.0;
         for e in 0..pend {

@@ -27,15 +27,21 @@
 //! [`PatternOps`] computes the four products again, blocked, vectorizable and threaded for large
 //! problems (tested against the references): the solvers' CPU hot path.
 //!
+//! [`cuda`] launches every kernel of `cvx.cu`, and [`CudaPatternOps`] puts the four products
+//! behind `PatternOps`' interface for the solvers' `Device::Cuda` path.
+//!
 //! [`cholesky`] and [`cholesky_solve`] are the small dense factorization ADMM's linear system
-//! needs (the `d × d` Gram blocks and the `n × n` Woodbury core); they stay on the CPU.
+//! needs (the `d × d` Gram blocks and the `n × n` Woodbury core); they stay on the CPU: the
+//! solvers factor once per ρ, before the loop.
 
 mod blocked;
 mod chol;
 pub mod cost;
 mod cpu;
+pub mod cuda;
 
 pub use blocked::PatternOps;
+pub use cuda::{CudaPatternOps, CvxType};
 
 pub use chol::{cholesky, cholesky_solve};
 pub use cpu::{
