@@ -27,7 +27,7 @@ type AllowedFn = fn(&Case, usize, usize, usize) -> bool;
 
 fn pattern(c: &Case, b: usize, i: usize, j: usize) -> bool {
     // The pattern of `attention::bool_mask` ([B, 1, nq, nk]).
-    (((b * c.nq + i) * c.nk + j) * 7919 + 13) % 5 != 0
+    !(((b * c.nq + i) * c.nk + j) * 7919 + 13).is_multiple_of(5)
 }
 
 /// Each case with its mask written out, and whether it has fully masked rows by construction.
