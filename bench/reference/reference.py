@@ -186,6 +186,8 @@ def torch_ops(torch, device):
             return opt.step
         if op.startswith("cvx_") or op == "group_soft_threshold":
             raise Skip("no PyTorch version of the cvx primitives")
+        if op == "attention":
+            return sdpa(c, randn)
         if op == "embedding":
             ids = (torch.arange(c["ids"], device=device) * 7919 + seed) % c["vocab"]
             w = randn(c["vocab"], c["dim"])
@@ -210,6 +212,25 @@ def torch_ops(torch, device):
         if op not in table:
             raise Skip(f"no PyTorch version of {op!r}")
         return table[op]
+
+    def sdpa(c, randn):
+        # The bench's attention rows: [B, H, n, D] f32, default scale; causal with nq = nk (so
+        # SDPA's top-left is_causal equals our bottom-right alignment); the boolean row's mask is
+        # the bench's [n, n] pattern (True = attend), broadcast over batch and heads.
+        shape = (c["batch"], c["heads"], c["n"], c["d"])
+        q, k, v = (randn(*shape).requires_grad_(c["backward"]) for _ in range(3))
+        dout = randn(*shape)
+        mask = None
+        if c.get("bool_mask"):
+            n = c["n"]
+            idx = torch.arange(n * n, device=device)
+            mask = ((idx * 7919 + 13) % 5 != 0).reshape(n, n)
+
+        def f():
+            o = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=c["causal"])
+            if c["backward"]:
+                o.backward(dout)
+        return f
 
     sync = lambda: torch.cuda.synchronize(device)  # noqa: E731
     return make, sync, f"torch {torch.__version__} on {torch.cuda.get_device_name(device)}"

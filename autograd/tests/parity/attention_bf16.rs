@@ -141,6 +141,7 @@ fn check_one(dev: &CudaDevice, name: &str, s: AttnShape, m: &MaskSpec) {
         dk: dk.ptr(),
         dv: dv.ptr(),
         delta: delta.ptr(),
+        dbias: 0, // the bias here is a constant: plain dQ entry
         q_stride: st(s.heads, s.q_len),
         k_stride: st(s.kv_heads, s.kv_len),
         v_stride: st(s.kv_heads, s.kv_len),

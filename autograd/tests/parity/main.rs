@@ -8,6 +8,7 @@
 
 mod attention;
 mod attention_bf16;
+mod attention_bias;
 mod bf16;
 mod bf16_rows;
 mod cases;

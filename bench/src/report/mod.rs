@@ -151,7 +151,7 @@ pub fn run(opts: &Options) -> Result<Report, String> {
         let env = Env { device, copies };
         let timed = (case.build)(&env).and_then(|mut body| measure(&plan, device, &mut body));
         let mut reference = RefCell::default();
-        match (&case.reference, &timed) {
+        match (case.reference.on(device), &timed) {
             (_, Err(_)) => {}
             (Reference::Ours { label, build }, Ok(_)) => {
                 reference.name = Some(label.to_string());
@@ -166,6 +166,8 @@ pub fn run(opts: &Options) -> Result<Report, String> {
                 py_cases.push((rows.len(), spec));
             }
             (Reference::None(why), Ok(_)) => reference.note = Some(why.to_string()),
+            // `on` resolves every ByDevice; a nested one left over would be a bug in `on`.
+            (Reference::ByDevice { .. }, Ok(_)) => reference.note = Some("unresolved reference".into()),
         }
         let what = format!(
             "[{:>2}/{total}] {} {} {} {}",

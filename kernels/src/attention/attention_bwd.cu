@@ -7,8 +7,20 @@
 //   dV_j = sum_i P_ij dout_i,  dS_ij = P_ij (<dout_i, v_j> - delta_i),
 //   dK_j = scale sum_i dS_ij q_i                        (attention_bwd_dkdv_*)
 //   dQ_i = scale sum_j dS_ij k_j                        (attention_bwd_dq_*)
-// Under GQA a KV head's dK, dV sum over the H / Hkv query heads that share it. No bias gradient
-// here (see kernels/src/attention/launch.rs: the CPU path provides it); the bias is read.
+//   dbias[b, h, i, j] = dS_ij                           (attention_bwd_dq_dbias_* only)
+// Under GQA a KV head's dK, dV sum over the H / Hkv query heads that share it. The scale multiplies
+// <q_i, k_j> before the bias is added (s_ij = scale <q_i, k_j> + bias_ij), so dS, the gradient of
+// s, is the bias's gradient as it is (and dQ, dK carry the scale).
+//
+// Bias gradient: the attention_bwd_dq_dbias_* entries are the dQ kernels instantiated with
+// DBIAS = true; they also store every dS they form into params.dbias, an f32 [B, H, nq, nk] buffer
+// the host zero-fills (tiles this kernel skips, being fully masked, keep their zeros; masked pairs
+// inside a visited tile store P = 0 times a finite number, 0; fully masked rows have P = 0). The
+// host sums it over the bias's broadcast dimensions with the reduce kernels. That buffer is
+// O(B H nq nk), the price of a gradient for a bias that may be [B, H, nq, nk] itself; the plain
+// dQ entries (DBIAS = false) are separate instances and do none of this work. f32 stages one
+// [16][33] step of dS in shared memory (2 KiB more) and stores it row-contiguous; bf16 stores
+// from the mma accumulators directly (f32 dS, before its bf16 rounding for dQ's mma).
 //
 // Why two main kernels and no atomics: FlashAttention-2 computes dK, dV per key tile and adds dQ
 // with f32 atomics, which makes dQ depend on the order blocks finish. Here the dK/dV kernel owns
@@ -30,15 +42,19 @@
 //   attention_bwd_dkdv_f32_d*: 128 threads, 8 per key row (16 keys per block), queries in steps
 //     of 32 through smem (8, 16, 32 KiB); attention_bwd_dq_f32_d*: 8 threads per query row
 //     (16 per block), keys in steps of 32. CUDA cores, exact f32, for parity tests.
+//   attention_bwd_dq_dbias_{f32,bf16}_d*: the dQ launches above, same grid and block.
 //
 // Bytes and FLOPs: the dK/dV kernel reads q, dout once per key tile (2 B H nq D s ceil(nk/64)),
-// the dQ kernel k, v once per query tile; each output is written once. Nominal FLOPs 2.5 x the
+// the dQ kernel k, v once per query tile; each output is written once. With the bias gradient,
+// add 4 B H nq nk bytes of dS stores (at most: skipped tiles store nothing) beside the host's
+// zero fill and reduction (4 B H nq nk each); no extra FLOPs beyond the reduction's adds. Nominal FLOPs 2.5 x the
 // forward's (10 B H nq nk D, halved by causal skipping), as the FlashAttention papers count;
 // these kernels do 14 B H nq nk D.
 //
 // Skipping: the dK/dV kernel starts at the first query tile that can see its keys (causal) and
 // writes zeros for key tiles past a padding length; the dQ kernel stops at key_end; full tiles
-// run without mask tests.
+// run without mask tests. Masks: causal (bottom-right), diagonal, key padding, boolean, bias,
+// the same rules as the forward (attn_allowed and tile_kind in attention_common.cuh).
 //
 // Numerics: all accumulation and softmax recomputation in f32; in bf16, P and dS are rounded to
 // bf16 as mma inputs (as FlashAttention-2 does). A fully masked row has lse = -inf; it is loaded
@@ -243,7 +259,7 @@ __device__ __forceinline__ void attn_bwd_dkdv_bf16(const AttnParams& p) {
 // ---------------------------------------------------------------------------------------------
 // bf16 dQ
 
-template <int D>
+template <int D, bool DBIAS>
 __device__ __forceinline__ void attn_bwd_dq_bf16(const AttnParams& p) {
     using Tile = BwdBf16Tile<D>;
     constexpr int BR = Tile::Q_BR, BC = Tile::Q_BC, LD = Tile::LD, THREADS = Tile::THREADS;
@@ -312,8 +328,12 @@ __device__ __forceinline__ void attn_bwd_dq_bf16(const AttnParams& p) {
 #pragma unroll
             for (int e = 0; e < 4; ++e) {
                 const int j = j0 + n * 8 + 2 * t + (e & 1);
-                const float pr = prob<bf16>(p, hv, kind, s[n][e], lse2[e >> 1], row0 + (e >> 1) * 8, j);
+                const int i = row0 + (e >> 1) * 8;
+                const float pr = prob<bf16>(p, hv, kind, s[n][e], lse2[e >> 1], i, j);
                 s[n][e] = pr * (dp[n][e] - dlt[e >> 1]);
+                // dS in f32, before its bf16 rounding for the mma (a predicated scalar store:
+                // rows of nk need not be 8-byte aligned for a pair store).
+                if (DBIAS && i < p.q_len && j < p.kv_len) p.dbias[(bh * p.q_len + i) * p.kv_len + j] = s[n][e];
             }
         }
 #pragma unroll
@@ -455,12 +475,15 @@ __device__ __forceinline__ void attn_bwd_dkdv_f32(const AttnParams& p) {
     }
 }
 
-template <int D>
+template <int D, bool DBIAS>
 __device__ __forceinline__ void attn_bwd_dq_f32(const AttnParams& p) {
     using Tile = BwdF32Tile<D>;
     constexpr int ROWS = Tile::ROWS, STEP = Tile::STEP, CH = Tile::CH, THREADS = Tile::THREADS;
     __shared__ __align__(16) float ks[STEP * D];
     __shared__ __align__(16) float vs[STEP * D];
+    // dS of one step, [ROWS][STEP + 1] (padded: the 4 rows a warp stores per key land on
+    // distinct banks), so that it leaves in row-contiguous, coalesced stores.
+    __shared__ float ds_s[DBIAS ? ROWS * (STEP + 1) : 1];
 
     const long long bh = blockIdx.y;
     const int b = blockIdx.y / p.heads, h = blockIdx.y % p.heads;
@@ -501,8 +524,19 @@ __device__ __forceinline__ void attn_bwd_dq_f32(const AttnParams& p) {
             s = row_sum8(s);
             dp = row_sum8(dp);
             const float ds = prob<float>(p, hv, kind, s, lse2, i, j0 + jj) * (dp - dlt);
+            if (DBIAS && t == 0) ds_s[(threadIdx.x / 8) * (STEP + 1) + jj] = ds;
 #pragma unroll
             for (int c = 0; c < CH; ++c) axpy4(dq[c], ds, kj[c * 8 + t]);
+        }
+        if (DBIAS) {
+            // The next step's first __syncthreads keeps ds_s until every thread has stored it.
+            __syncthreads();
+            for (int e = threadIdx.x; e < ROWS * STEP; e += THREADS) {
+                const int r = e / STEP, jd = j0 + e % STEP;
+                if (i0 + r < p.q_len && jd < p.kv_len) {
+                    p.dbias[(bh * p.q_len + i0 + r) * p.kv_len + jd] = ds_s[r * (STEP + 1) + e % STEP];
+                }
+            }
         }
     }
     cp_async_wait<0>();
@@ -524,12 +558,18 @@ extern "C" __global__ void __launch_bounds__(128) attention_bwd_delta_bf16(const
 extern "C" __global__ void __launch_bounds__(128, 2) attention_bwd_dkdv_bf16_d32(const AttnParams p) { attn_bwd_dkdv_bf16<32>(p); }
 extern "C" __global__ void __launch_bounds__(128, 2) attention_bwd_dkdv_bf16_d64(const AttnParams p) { attn_bwd_dkdv_bf16<64>(p); }
 extern "C" __global__ void __launch_bounds__(128, 2) attention_bwd_dkdv_bf16_d128(const AttnParams p) { attn_bwd_dkdv_bf16<128>(p); }
-extern "C" __global__ void __launch_bounds__(128, 2) attention_bwd_dq_bf16_d32(const AttnParams p) { attn_bwd_dq_bf16<32>(p); }
-extern "C" __global__ void __launch_bounds__(128, 2) attention_bwd_dq_bf16_d64(const AttnParams p) { attn_bwd_dq_bf16<64>(p); }
-extern "C" __global__ void __launch_bounds__(128, 2) attention_bwd_dq_bf16_d128(const AttnParams p) { attn_bwd_dq_bf16<128>(p); }
+extern "C" __global__ void __launch_bounds__(128, 2) attention_bwd_dq_bf16_d32(const AttnParams p) { attn_bwd_dq_bf16<32, false>(p); }
+extern "C" __global__ void __launch_bounds__(128, 2) attention_bwd_dq_bf16_d64(const AttnParams p) { attn_bwd_dq_bf16<64, false>(p); }
+extern "C" __global__ void __launch_bounds__(128, 2) attention_bwd_dq_bf16_d128(const AttnParams p) { attn_bwd_dq_bf16<128, false>(p); }
 extern "C" __global__ void __launch_bounds__(128, 2) attention_bwd_dkdv_f32_d32(const AttnParams p) { attn_bwd_dkdv_f32<32>(p); }
 extern "C" __global__ void __launch_bounds__(128, 2) attention_bwd_dkdv_f32_d64(const AttnParams p) { attn_bwd_dkdv_f32<64>(p); }
 extern "C" __global__ void __launch_bounds__(128, 2) attention_bwd_dkdv_f32_d128(const AttnParams p) { attn_bwd_dkdv_f32<128>(p); }
-extern "C" __global__ void __launch_bounds__(128, 2) attention_bwd_dq_f32_d32(const AttnParams p) { attn_bwd_dq_f32<32>(p); }
-extern "C" __global__ void __launch_bounds__(128, 2) attention_bwd_dq_f32_d64(const AttnParams p) { attn_bwd_dq_f32<64>(p); }
-extern "C" __global__ void __launch_bounds__(128, 2) attention_bwd_dq_f32_d128(const AttnParams p) { attn_bwd_dq_f32<128>(p); }
+extern "C" __global__ void __launch_bounds__(128, 2) attention_bwd_dq_f32_d32(const AttnParams p) { attn_bwd_dq_f32<32, false>(p); }
+extern "C" __global__ void __launch_bounds__(128, 2) attention_bwd_dq_f32_d64(const AttnParams p) { attn_bwd_dq_f32<64, false>(p); }
+extern "C" __global__ void __launch_bounds__(128, 2) attention_bwd_dq_f32_d128(const AttnParams p) { attn_bwd_dq_f32<128, false>(p); }
+extern "C" __global__ void __launch_bounds__(128, 2) attention_bwd_dq_dbias_bf16_d32(const AttnParams p) { attn_bwd_dq_bf16<32, true>(p); }
+extern "C" __global__ void __launch_bounds__(128, 2) attention_bwd_dq_dbias_bf16_d64(const AttnParams p) { attn_bwd_dq_bf16<64, true>(p); }
+extern "C" __global__ void __launch_bounds__(128, 2) attention_bwd_dq_dbias_bf16_d128(const AttnParams p) { attn_bwd_dq_bf16<128, true>(p); }
+extern "C" __global__ void __launch_bounds__(128, 2) attention_bwd_dq_dbias_f32_d32(const AttnParams p) { attn_bwd_dq_f32<32, true>(p); }
+extern "C" __global__ void __launch_bounds__(128, 2) attention_bwd_dq_dbias_f32_d64(const AttnParams p) { attn_bwd_dq_f32<64, true>(p); }
+extern "C" __global__ void __launch_bounds__(128, 2) attention_bwd_dq_dbias_f32_d128(const AttnParams p) { attn_bwd_dq_f32<128, true>(p); }

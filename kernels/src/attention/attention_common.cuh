@@ -34,6 +34,8 @@ struct AttnParams {
     void* dk;
     void* dv;
     float* delta;                  // rowsum(dout * out), written by attention_bwd_delta_*
+    float* dbias;                  // [B, H, nq, nk] f32, zero-filled by the host: dS per pair,
+                                   // written only by attention_bwd_dq_dbias_*; null elsewhere
     long long q_stride[3];
     long long k_stride[3];
     long long v_stride[3];

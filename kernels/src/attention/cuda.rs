@@ -5,6 +5,8 @@
 //!
 //! What the caller owes (the autograd op does all of it):
 //! * `params.max_logit` filled with -inf before [`forward`] (the kernels `atomicMax` into it);
+//! * `params.dbias`, when not null, a zero-filled contiguous f32 `[B, H, nq, nk]` buffer (the
+//!   kernel stores dS only for the pairs of the tiles it visits; skipped tiles stay 0);
 //! * `params.lse` and `params.delta` contiguous `[B, H, nq]` f32; `params.dq/dk/dv` laid out
 //!   with the strides of q, k and v (the kernels write gradients with the input's strides);
 //! * device buffers that hold everything the strides reach.
@@ -24,7 +26,7 @@ const PARAMS: &[ArgKind] = &[ArgKind::Struct(std::mem::size_of::<AttnParams>())]
 fn source_of(kernel: Kernel) -> &'static str {
     match kernel {
         Kernel::Forward => "attention_fwd.cu",
-        Kernel::BackwardDkDv | Kernel::BackwardDq => "attention_bwd.cu",
+        Kernel::BackwardDkDv | Kernel::BackwardDq | Kernel::BackwardDqBias => "attention_bwd.cu",
     }
 }
 
@@ -61,6 +63,16 @@ fn names(kernel: Kernel, dtype: AttnDtype) -> [&'static str; 3] {
             "attention_bwd_dq_bf16_d64",
             "attention_bwd_dq_bf16_d128",
         ],
+        (Kernel::BackwardDqBias, AttnDtype::F32) => [
+            "attention_bwd_dq_dbias_f32_d32",
+            "attention_bwd_dq_dbias_f32_d64",
+            "attention_bwd_dq_dbias_f32_d128",
+        ],
+        (Kernel::BackwardDqBias, AttnDtype::Bf16) => [
+            "attention_bwd_dq_dbias_bf16_d32",
+            "attention_bwd_dq_dbias_bf16_d64",
+            "attention_bwd_dq_dbias_bf16_d128",
+        ],
     }
 }
 
@@ -79,12 +91,12 @@ fn kref(source: &'static str, name: &'static str) -> KernelRef {
     }
 }
 
-/// Every attention kernel the launchers can start: per dtype, 3 kernels x 3 head dims and the
-/// delta kernel (20 in all; equal to `launch::entries`, which a test checks).
+/// Every attention kernel the launchers can start: per dtype, 4 kernels x 3 head dims and the
+/// delta kernel (26 in all; equal to `launch::entries`, which a test checks).
 pub fn all_kernels() -> Vec<KernelRef> {
     let mut all = Vec::new();
     for dtype in [AttnDtype::F32, AttnDtype::Bf16] {
-        for kernel in [Kernel::Forward, Kernel::BackwardDkDv, Kernel::BackwardDq] {
+        for kernel in Kernel::ALL {
             all.extend(names(kernel, dtype).map(|n| kref(source_of(kernel), n)));
         }
         all.push(kref("attention_bwd.cu", delta_name(dtype)));
@@ -177,12 +189,14 @@ pub unsafe fn forward(
     run(dev, plan::forward_launches(dtype, shape).map_err(error)?, p)
 }
 
-/// The backward: delta, then dK/dV, then dQ. The bias is read (it shapes P) but gets no
-/// gradient here.
+/// The backward: delta, then dK/dV, then dQ. With `p.dbias` set, the dQ kernel also stores dS
+/// (the gradient of the logits, which is the bias's gradient before summing over its broadcast
+/// dimensions) per (b, h, i, j) into it; with it null, the plain dQ kernel runs.
 ///
 /// # Safety
 /// As [`forward`], plus: `out` and `lse` are the forward's for these inputs, `dout` has out's
-/// strides, `delta` is f32 `[B, H, nq]`, and dq/dk/dv have the strides of q/k/v.
+/// strides, `delta` is f32 `[B, H, nq]`, dq/dk/dv have the strides of q/k/v, and `dbias` is null
+/// or a zero-filled f32 `[B, H, nq, nk]` contiguous buffer.
 pub unsafe fn backward(
     dev: &CudaDevice,
     dtype: AttnDtype,
@@ -202,7 +216,11 @@ pub unsafe fn backward(
     ] {
         check_rows(dtype, what, ptr, strides)?;
     }
-    run(dev, plan::backward_launches(dtype, shape).map_err(error)?, p)
+    run(
+        dev,
+        plan::backward_launches(dtype, shape, p.dbias != 0).map_err(error)?,
+        p,
+    )
 }
 
 #[cfg(test)]
@@ -232,7 +250,8 @@ mod tests {
             let all = plan::forward_launches(dtype, &shape)
                 .unwrap()
                 .into_iter()
-                .chain(plan::backward_launches(dtype, &shape).unwrap());
+                .chain(plan::backward_launches(dtype, &shape, false).unwrap())
+                .chain(plan::backward_launches(dtype, &shape, true).unwrap());
             for c in all {
                 assert!(kernel_for(&c).is_ok(), "{}", c.entry);
             }

@@ -4,8 +4,11 @@
 //!
 //! Sequence: forward = one launch of `attention_fwd_{dtype}_d{D}` (the host fills `max_logit` with
 //! -inf first). Backward = `attention_bwd_delta_{dtype}`, then `attention_bwd_dkdv_*` and
-//! `attention_bwd_dq_*` (independent of each other, both reading `delta`). The bias gradient is
-//! not computed on the GPU (the CPU path has it); a bias is read as a constant.
+//! `attention_bwd_dq_*` (independent of each other, both reading `delta`). When the bias needs a
+//! gradient, the dQ launch is `attention_bwd_dq_dbias_*` instead: the same kernel that also stores
+//! every dS it forms into `params.dbias`, a zero-filled f32 `[B, H, nq, nk]` buffer (O(nq·nk) like
+//! the bias itself) that the caller sums down to the bias's broadcast shape. Without a bias
+//! gradient the plain entry runs, so that path costs nothing extra.
 //!
 //! The tile constants below are also compiled into the `.cu` files as `FwdBf16Tile<D>` etc.; the
 //! NVRTC test at the bottom asserts that both sides agree, and that [`AttnParams`] has the C
@@ -58,6 +61,7 @@ pub struct AttnParams {
     pub dk: u64,
     pub dv: u64,
     pub delta: u64,
+    pub dbias: u64,
     pub q_stride: [i64; 3],
     pub k_stride: [i64; 3],
     pub v_stride: [i64; 3],
@@ -93,6 +97,17 @@ pub enum Kernel {
     Forward,
     BackwardDkDv,
     BackwardDq,
+    /// `BackwardDq` that also writes dS to `params.dbias` (the bias gradient before reduction).
+    BackwardDqBias,
+}
+
+impl Kernel {
+    pub const ALL: [Kernel; 4] = [
+        Kernel::Forward,
+        Kernel::BackwardDkDv,
+        Kernel::BackwardDq,
+        Kernel::BackwardDqBias,
+    ];
 }
 
 /// The tile of `kernel` for `dtype` and head dim `d` (one of [`HEAD_DIMS`]).
@@ -123,7 +138,7 @@ pub fn tile(kernel: Kernel, dtype: AttnDtype, d: usize) -> Tile {
                 smem: (2 * 64 + 2 * br) * bf16_ld * 2 + 8 * br,
             }
         }
-        (Kernel::BackwardDq, AttnDtype::Bf16) => {
+        (Kernel::BackwardDq | Kernel::BackwardDqBias, AttnDtype::Bf16) => {
             let bc = if d <= 64 { 64 } else { 16 };
             Tile {
                 block_rows: 64,
@@ -144,6 +159,13 @@ pub fn tile(kernel: Kernel, dtype: AttnDtype, d: usize) -> Tile {
             threads: 128,
             smem: 2 * 32 * d * 4,
         },
+        // Plus the padded [16][33] f32 staging tile of dS.
+        (Kernel::BackwardDqBias, AttnDtype::F32) => Tile {
+            block_rows: 16,
+            step_rows: 32,
+            threads: 128,
+            smem: 2 * 32 * d * 4 + 16 * 33 * 4,
+        },
     }
 }
 
@@ -153,6 +175,7 @@ pub fn entry_name(kernel: Kernel, dtype: AttnDtype, d: usize) -> String {
         Kernel::Forward => "fwd",
         Kernel::BackwardDkDv => "bwd_dkdv",
         Kernel::BackwardDq => "bwd_dq",
+        Kernel::BackwardDqBias => "bwd_dq_dbias",
     };
     format!("attention_{k}_{}_d{d}", dtype.name())
 }
@@ -165,6 +188,7 @@ pub fn entries() -> Vec<(&'static str, String)> {
             all.push(("attention_fwd.cu", entry_name(Kernel::Forward, dtype, d)));
             all.push(("attention_bwd.cu", entry_name(Kernel::BackwardDkDv, dtype, d)));
             all.push(("attention_bwd.cu", entry_name(Kernel::BackwardDq, dtype, d)));
+            all.push(("attention_bwd.cu", entry_name(Kernel::BackwardDqBias, dtype, d)));
         }
         all.push((
             "attention_bwd.cu",
@@ -276,8 +300,13 @@ pub fn forward_launches(dtype: AttnDtype, shape: &AttnShape) -> Result<Vec<Launc
 }
 
 /// The backward's launches in order: delta, dK/dV, dQ (those with an empty grid left out: with
-/// `kv_len = 0` there is no dK/dV, and dQ still runs to write its zeros).
-pub fn backward_launches(dtype: AttnDtype, shape: &AttnShape) -> Result<Vec<LaunchConfig>, LaunchError> {
+/// `kv_len = 0` there is no dK/dV, and dQ still runs to write its zeros). With `dbias` the dQ
+/// launch is the entry that also writes dS to `params.dbias`.
+pub fn backward_launches(
+    dtype: AttnDtype,
+    shape: &AttnShape,
+    dbias: bool,
+) -> Result<Vec<LaunchConfig>, LaunchError> {
     check(shape)?;
     let d = shape.head_dim;
     let rows = shape.rows();
@@ -288,7 +317,12 @@ pub fn backward_launches(dtype: AttnDtype, shape: &AttnShape) -> Result<Vec<Laun
         shared_bytes: 0,
     };
     let kv = tile(Kernel::BackwardDkDv, dtype, d);
-    let dq = tile(Kernel::BackwardDq, dtype, d);
+    let dq_kernel = if dbias {
+        Kernel::BackwardDqBias
+    } else {
+        Kernel::BackwardDq
+    };
+    let dq = tile(dq_kernel, dtype, d);
     let mut launches: Vec<LaunchConfig> = (rows > 0).then_some(delta).into_iter().collect();
     launches.extend(config(
         entry_name(Kernel::BackwardDkDv, dtype, d),
@@ -297,7 +331,7 @@ pub fn backward_launches(dtype: AttnDtype, shape: &AttnShape) -> Result<Vec<Laun
         kv,
     )?);
     launches.extend(config(
-        entry_name(Kernel::BackwardDq, dtype, d),
+        entry_name(dq_kernel, dtype, d),
         shape.q_len.div_ceil(dq.block_rows),
         shape.batch * shape.heads,
         dq,

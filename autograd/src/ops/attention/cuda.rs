@@ -3,14 +3,19 @@
 //! through `kernels` directly, as the other bf16 kernels are).
 //!
 //! Same contract as the CPU path (masks, GQA, side outputs, fully masked rows = 0 with zero
-//! gradient), with two limits the kernels set, each an error naming the op:
-//! * head dims 32, 64 and 128 only (the kernels are specialized on D);
-//! * no bias gradient: the backward kernels read a bias but do not reduce dS into it, so a
-//!   bias that requires gradient is `NotImplementedOnDevice` for `"attention bias gradient"`
-//!   (at the forward, before anything runs, rather than after a training step's forward).
+//! gradient, a bias gradient summed over the bias's broadcast dimensions), with one limit the
+//! kernels set, an error naming the op: head dims 32, 64 and 128 only (the kernels are
+//! specialized on D).
+//!
+//! The bias gradient: when the tape asks for it, the dQ kernel that forms dS anyway also stores
+//! it into a zero-filled f32 `[B, H, nq, nk]` buffer, which `sum_to_shape` (the reduce kernels)
+//! sums down to the bias's shape. That buffer is O(B·H·nq·nk) memory for the backward's duration,
+//! the same order as a full-shape bias itself; a backward that does not need the bias gradient
+//! allocates nothing and runs the plain dQ kernel.
 
 use super::{AttentionMask, AttentionOutput, Checked, OP};
-use crate::graph::{is_grad_enabled, record};
+use crate::graph::record;
+use crate::ops::sum_to_shape;
 use crate::tensor::cuda::cuda_err;
 use crate::{DType, Error, Result, Tensor};
 use kernels::attention::cuda as attn;
@@ -102,14 +107,6 @@ pub(super) fn attention(
             ),
         });
     }
-    if let Some(b) = &mask.bias {
-        if b.requires_grad() && is_grad_enabled() {
-            return Err(Error::NotImplementedOnDevice {
-                op: "attention bias gradient",
-                device: q.device(),
-            });
-        }
-    }
     let base = AttnParams {
         q_stride: strides3(sh.heads, sh.q_len, sh.head_dim),
         k_stride: strides3(sh.kv_heads, sh.kv_len, sh.head_dim),
@@ -169,12 +166,6 @@ pub(super) fn attention(
 
     let (saved_out, saved_lse) = (out.clone(), lse.clone());
     let backward = move |g: &Tensor, needs: &[bool]| -> Result<Vec<Option<Tensor>>> {
-        if needs.get(3).copied().unwrap_or(false) {
-            return Err(Error::NotImplementedOnDevice {
-                op: "attention bias gradient",
-                device: g.device(),
-            });
-        }
         let sh = inputs.shape;
         let g = contiguous(g)?;
         let device = g.device();
@@ -184,6 +175,16 @@ pub(super) fn attention(
         let dk = Tensor::cuda_empty(&kv_shape, DType::F32, device)?;
         let dv = Tensor::cuda_empty(&kv_shape, DType::F32, device)?;
         let delta = Tensor::cuda_empty(&[sh.batch, sh.heads, sh.q_len], DType::F32, device)?;
+        // dS per (b, h, i, j), zero-filled: the kernel stores only the tiles it visits, and the
+        // pairs of skipped (fully masked) tiles have dS = 0.
+        let ds = match &inputs.bias {
+            Some(_) if needs.get(3).copied().unwrap_or(false) => Some(Tensor::zeros(
+                &[sh.batch, sh.heads, sh.q_len, sh.kv_len],
+                DType::F32,
+                device,
+            )?),
+            _ => None,
+        };
         let lengths = inputs.upload_lengths()?;
         let mut p = inputs.params(lengths.as_ref())?;
         p.out = saved_out.cuda_ptr()?;
@@ -193,17 +194,20 @@ pub(super) fn attention(
         p.dk = dk.cuda_ptr()?;
         p.dv = dv.cuda_ptr()?;
         p.delta = delta.cuda_ptr()?;
+        p.dbias = ds.as_ref().map_or(Ok(0), Tensor::cuda_ptr)?;
         let dev = g.cuda_dev()?;
         // SAFETY: as in the forward; out and lse are the forward's outputs for these inputs,
-        // and dout, dq, dk, dv, delta are contiguous with the shapes the strides describe.
+        // dout, dq, dk, dv, delta are contiguous with the shapes the strides describe, and ds
+        // (if any) is a zero-filled contiguous f32 [B, H, nq, nk].
         unsafe { attn::backward(&dev, AttnDtype::F32, &sh, &p) }.map_err(cuda_err(OP))?;
         let mut result = vec![
             needs[0].then_some(dq),
             needs[1].then_some(dk),
             needs[2].then_some(dv),
         ];
-        if inputs.bias.is_some() {
-            result.push(None);
+        if let Some(bias) = &inputs.bias {
+            // Summed over the dimensions the bias was broadcast along (the reduce kernels).
+            result.push(ds.map(|ds| sum_to_shape(&ds, bias.shape())).transpose()?);
         }
         Ok(result)
     };

@@ -54,6 +54,23 @@ pub enum Reference {
     Ours { label: &'static str, build: Build },
     /// No reference, and why.
     None(&'static str),
+    /// One reference on the CPU, another on a GPU (attention: our unfused path on the CPU,
+    /// PyTorch's SDPA on a GPU).
+    ByDevice {
+        cpu: Box<Reference>,
+        gpu: Box<Reference>,
+    },
+}
+
+impl Reference {
+    /// The reference that applies on `device` (a `ByDevice` resolved, anything else as is).
+    pub fn on(&self, device: Device) -> &Reference {
+        match (self, device) {
+            (Reference::ByDevice { cpu, .. }, Device::Cpu) => cpu.on(device),
+            (Reference::ByDevice { gpu, .. }, _) => gpu.on(device),
+            (other, _) => other,
+        }
+    }
 }
 
 pub struct Case {

@@ -33,7 +33,7 @@ fn grids_cover_every_row_and_head() {
         (f[0].entry.as_str(), f[0].grid, f[0].block),
         ("attention_fwd_bf16_d64", (16, 24, 1), (128, 1, 1))
     );
-    let b = backward_launches(AttnDtype::F32, &s).unwrap();
+    let b = backward_launches(AttnDtype::F32, &s, false).unwrap();
     let names: Vec<&str> = b.iter().map(|c| c.entry.as_str()).collect();
     assert_eq!(
         names,
@@ -50,9 +50,14 @@ fn grids_cover_every_row_and_head() {
     assert!(forward_launches(AttnDtype::F32, &shape(2, 2, 2, 0, 5, 32))
         .unwrap()
         .is_empty());
-    let no_keys = backward_launches(AttnDtype::Bf16, &shape(2, 2, 1, 5, 0, 128)).unwrap();
+    let no_keys = backward_launches(AttnDtype::Bf16, &shape(2, 2, 1, 5, 0, 128), false).unwrap();
     assert_eq!(no_keys.len(), 2);
     assert!(no_keys[1].entry.contains("dq"));
+    // A bias gradient swaps only the dQ entry; its grid and block are the plain one's.
+    let with_bias = backward_launches(AttnDtype::F32, &s, true).unwrap();
+    assert_eq!(with_bias[..2], b[..2]);
+    assert_eq!(with_bias[2].entry, "attention_bwd_dq_dbias_f32_d64");
+    assert_eq!((with_bias[2].grid, with_bias[2].block), (b[2].grid, b[2].block));
 }
 
 #[test]
@@ -74,7 +79,7 @@ fn bad_shapes_are_errors() {
 
 #[test]
 fn every_tile_fits_static_shared_memory() {
-    for kernel in [Kernel::Forward, Kernel::BackwardDkDv, Kernel::BackwardDq] {
+    for kernel in Kernel::ALL {
         for dtype in [AttnDtype::F32, AttnDtype::Bf16] {
             for d in HEAD_DIMS {
                 let t = tile(kernel, dtype, d);
@@ -168,6 +173,7 @@ fn c_layout_matches_rust() {
         ("dk", offset_of!(AttnParams, dk)),
         ("dv", offset_of!(AttnParams, dv)),
         ("delta", offset_of!(AttnParams, delta)),
+        ("dbias", offset_of!(AttnParams, dbias)),
         ("q_stride", offset_of!(AttnParams, q_stride)),
         ("k_stride", offset_of!(AttnParams, k_stride)),
         ("v_stride", offset_of!(AttnParams, v_stride)),
@@ -187,7 +193,7 @@ fn c_layout_matches_rust() {
     let c = c_fields();
     let rust: Vec<(String, usize)> = rust.iter().map(|(n, o)| (n.to_string(), *o)).collect();
     assert_eq!(c, rust);
-    assert_eq!(size_of::<AttnParams>(), 312);
+    assert_eq!(size_of::<AttnParams>(), 320);
 }
 
 fn tile_asserts(source: &str) -> String {
@@ -237,7 +243,7 @@ fn sources_agree_with_this_module() {
     }
     let include = find_cuda_include().expect("cuda_bf16.h (set CUDA_INCLUDE_DIR)");
     let entries = entries();
-    assert_eq!(entries.len(), 20);
+    assert_eq!(entries.len(), 26);
     std::thread::scope(|scope| {
         for name in ["attention_fwd.cu", "attention_bwd.cu"] {
             let (include, entries) = (&include, &entries);
