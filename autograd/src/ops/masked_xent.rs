@@ -124,13 +124,6 @@ fn masked_softmax_op(kind: Kind, x: &Tensor, axis: isize, mask: &ClassMask, m: f
     };
     check_float(op, x)?;
     check_mask_value(op, m)?;
-    if x.cuda_data().is_some() {
-        // Launchers exist (kernels::masked_xent::cuda::softmax_*), the op does not use them yet.
-        return Err(Error::NotImplementedOnDevice {
-            op,
-            device: x.device(),
-        });
-    }
     if x.rank() == 0 {
         normalize_axis(op, axis, 1)?;
         return masked_softmax_op(kind, &x.reshape(&[1])?, 0, mask, m)?.reshape(&[]);
@@ -138,9 +131,12 @@ fn masked_softmax_op(kind: Kind, x: &Tensor, axis: isize, mask: &ClassMask, m: f
     let a = normalize_axis(op, axis, x.rank())?;
     let n = x.shape()[a];
     let (order, inverse) = axis_last(a, x.rank());
-    let x_rows = to_rows(x, &order)?;
     mask.check(x.numel().checked_div(n).unwrap_or(0), n)
         .map_err(|why| bad(op, format!("{why} (logits {:?}, axis {axis})", x.shape())))?;
+    if x.cuda_data().is_some() {
+        return cuda::masked_softmax(kind, x, n, order, inverse, mask, m);
+    }
+    let x_rows = to_rows(x, &order)?;
     let y_rows = with_float!(op, x.dtype(), T => {
         let mv = <T as kernels::Float>::from_f64(m);
         let y = x_rows.with_slice(|v: &[T]| match kind {

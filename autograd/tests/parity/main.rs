@@ -18,6 +18,7 @@ mod elementwise;
 mod layout;
 mod loss_index;
 mod masked_xent;
+mod masked_xent_softmax;
 mod matmul;
 mod memory;
 mod rows;

@@ -57,7 +57,8 @@ fn targets(rows: usize, classes: usize, mask: &ClassMask, ignore: Option<i64>) -
         .collect()
 }
 
-fn masks(rows: usize, classes: usize) -> Vec<(&'static str, ClassMask)> {
+/// The four mask encodings over `[rows, classes]` (rows of 1 class need `rows == 1`).
+pub(super) fn masks(rows: usize, classes: usize) -> Vec<(&'static str, ClassMask)> {
     let dense: Vec<bool> = (0..rows * classes)
         .map(|i| i % 3 != 1 || i % classes == 0)
         .collect();
@@ -269,5 +270,122 @@ fn masked_xent_bf16_kernels() {
         );
         let cd: Vec<f64> = cd.iter().map(|&v| bf16::from_f32(v).to_f64()).collect();
         close_scaled(&format!("bf16 {mname} dx"), &cd, &gd, 1e-2);
+    }
+}
+
+/// `f` on the CPU and on CUDA: both must fail, with the same error word for word.
+fn same_error<T: std::fmt::Debug>(
+    what: &str,
+    dev: Device,
+    f: impl Fn(Device) -> autograd::Result<T>,
+) -> Error {
+    let cpu = f(Device::Cpu).expect_err(&format!("{what}: no error on the CPU"));
+    let gpu = f(dev).expect_err(&format!("{what}: no error on {dev}"));
+    assert_eq!(cpu.to_string(), gpu.to_string(), "{what}: the devices disagree");
+    cpu
+}
+
+/// The documented bad inputs (`Tensor::cross_entropy_with`): a masked target (hard and finite
+/// m), a row with every class masked, a target out of range, NaN or +inf at an allowed class,
+/// and bf16 logits (storage, not compute) give the CPU's error on CUDA; NaN and inf in masked
+/// slots, and a fully masked row that is ignored, are not errors and give the CPU's results.
+#[test]
+fn masked_xent_bad_input_same_errors_and_results_as_the_cpu() {
+    let Some(dev) = cuda_or_skip("masked cross-entropy bad input") else {
+        return;
+    };
+    let (rows, classes) = (4, 40);
+    let x = logits(rows, classes, 31);
+    let xv = x.to_vec::<f32>().unwrap();
+    let run_on = |d: Device, x: &Tensor, t: &[i64], opts: &CrossEntropyOptions| {
+        let td = Tensor::from_vec(t.to_vec(), &[rows], Device::Cpu)
+            .unwrap()
+            .to_device(d)
+            .unwrap();
+        x.to_device(d)
+            .unwrap()
+            .cross_entropy_with(&td, opts)
+            .map(|o| o.loss)
+    };
+    let ranges = |r: [(usize, usize); 4]| CrossEntropyOptions {
+        mask: ClassMask::ranges(&r),
+        ..CrossEntropyOptions::default()
+    };
+    let full = (0, classes);
+    // Row 1 allows 5..30 only; its target 2 is masked.
+    for mask_value in [f64::NEG_INFINITY, -5.0] {
+        let opts = CrossEntropyOptions {
+            mask_value,
+            ..ranges([full, (5, 30), full, full])
+        };
+        let e = same_error("masked target", dev, |d| run_on(d, &x, &[0, 2, 1, 1], &opts));
+        assert!(matches!(e, Error::InvalidArgument { .. }), "{e}");
+        assert!(e.to_string().contains("row 1"), "{e}");
+    }
+    // Row 2 allows nothing.
+    let all_masked = ranges([full, full, (3, 3), full]);
+    let e = same_error("fully masked row", dev, |d| {
+        run_on(d, &x, &[0, 1, 3, 1], &all_masked)
+    });
+    assert!(e.to_string().contains("every class of the row is masked"), "{e}");
+    // Out of range, above and below.
+    for bad in [classes as i64, -1] {
+        let e = same_error("target out of range", dev, |d| {
+            run_on(d, &x, &[0, bad, 1, 1], &CrossEntropyOptions::default())
+        });
+        assert!(matches!(e, Error::IndexOutOfRange { .. }), "{e}");
+    }
+    // NaN or +inf at an allowed class of row 2 (the kernel's status word on CUDA).
+    for v in [f32::NAN, f32::INFINITY] {
+        let mut bad = xv.clone();
+        bad[2 * classes + 7] = v;
+        let xb = Tensor::from_vec(bad, &[rows, classes], Device::Cpu).unwrap();
+        let e = same_error("non-finite logit", dev, |d| {
+            run_on(d, &xb, &[0, 1, 2, 3], &CrossEntropyOptions::default())
+        });
+        assert!(e.to_string().contains("row 2"), "{e}");
+    }
+    // bf16 logits: storage only on both devices.
+    let xb = x.to_dtype(DType::BF16).unwrap();
+    let e = same_error("bf16 logits", dev, |d| {
+        run_on(d, &xb, &[0, 1, 2, 3], &CrossEntropyOptions::default())
+    });
+    assert!(matches!(e, Error::UnsupportedDType { .. }), "{e}");
+
+    // Not errors: NaN, +inf and -inf in row 1's masked slots are never read ...
+    let mut poisoned = xv.clone();
+    for (c, v) in [(0, f32::NAN), (2, f32::INFINITY), (35, f32::NEG_INFINITY)] {
+        poisoned[classes + c] = v;
+    }
+    let xp = Tensor::from_vec(poisoned, &[rows, classes], Device::Cpu).unwrap();
+    for mask_value in [f64::NEG_INFINITY, -5.0] {
+        let opts = CrossEntropyOptions {
+            mask_value,
+            reduction: Reduction::None,
+            ..ranges([full, (5, 30), full, full])
+        };
+        run(
+            dev,
+            &format!("poisoned masked slots m={mask_value}"),
+            &xp,
+            &[0, 6, 1, 1],
+            &opts,
+        );
+    }
+    // ... and a fully masked row may be ignored (loss 0, no gradient; its lse is -inf for a
+    // hard mask, m + ln C for a finite one).
+    for mask_value in [f64::NEG_INFINITY, -5.0] {
+        let opts = CrossEntropyOptions {
+            mask_value,
+            ignore_index: Some(-100),
+            ..ranges([full, full, (3, 3), full])
+        };
+        run(
+            dev,
+            &format!("ignored fully masked row m={mask_value}"),
+            &x,
+            &[0, 1, -100, 1],
+            &opts,
+        );
     }
 }

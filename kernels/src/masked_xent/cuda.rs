@@ -197,7 +197,8 @@ pub unsafe fn backward(
     launch(dev, &pick(dt, BWD_F32, BWD_BF16), config(l), &args)
 }
 
-/// Masked softmax (or log-softmax, `p.log_softmax`) of `[rows, classes]` rows.
+/// Masked softmax (or log-softmax, `p.log_softmax`) of `[rows, classes]` rows. No launch for
+/// an empty input (the buffers may then be null).
 ///
 /// # Safety
 /// `x` and `y` hold `rows * classes` elements of `dt`, `mask` the mask's bytes (or 0).
@@ -209,6 +210,9 @@ pub unsafe fn softmax_forward(
     mask: u64,
     y: u64,
 ) -> Result<(), CudaError> {
+    if p.rows == 0 || p.classes == 0 {
+        return Ok(());
+    }
     let l = row_launch(p.rows as usize, p.classes as usize, dt.size_in_bytes());
     let args = [Arg::Ptr(x), Arg::Ptr(mask), Arg::Ptr(y), Arg::from_struct(p)];
     launch(dev, &pick(dt, SM_FWD_F32, SM_FWD_BF16), config(l), &args)
@@ -227,6 +231,9 @@ pub unsafe fn softmax_backward(
     mask: u64,
     dx: u64,
 ) -> Result<(), CudaError> {
+    if p.rows == 0 || p.classes == 0 {
+        return Ok(());
+    }
     let l = row_launch(p.rows as usize, p.classes as usize, dt.size_in_bytes());
     let args = [
         Arg::Ptr(y),

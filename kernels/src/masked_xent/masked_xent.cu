@@ -450,17 +450,22 @@ __device__ void softmax_bwd(const T* __restrict__ y, const T* __restrict__ g, co
         const T* yr = y + r * p.classes;
         const T* gr = g + r * p.classes;
         // One pass for sum(g y) (softmax) or sum(g) and max(y) (log-softmax): the sum is kept in
-        // Lse.sum, the max in Lse.m (the exp part of Lse is unused here).
+        // Lse.sum, the max in Lse.m, a NaN in y in Lse.flags (the exp part of Lse is unused).
         float dot = 0.0f, ymax = neg_inf();
+        int nan = 0;
         for (long long c = threadIdx.x; c < p.classes; c += blockDim.x) {
             const float yv = widen(yr[c]), gv = widen(gr[c]);
             dot += log ? gv : gv * yv;
             ymax = fmaxf(ymax, yv);
+            nan |= yv != yv;
         }
-        Lse st = {ymax, 0.0f, dot, 0, 0};
+        Lse st = {ymax, 0.0f, dot, 0, nan};
         st = block_reduce(st);
         dot = block_broadcast(st.sum);
-        const bool dead = block_broadcast(st.m) == neg_inf() && log;  // all -inf row: no gradient
+        // An all -inf row (every class hard-masked) has no gradient. fmaxf skips NaN, so a NaN
+        // row (NaN or +inf logit) would look all -inf: it is excluded, and its gradient is NaN
+        // as on the CPU (whose max propagates NaN).
+        const bool dead = log && block_broadcast(st.m == neg_inf() && st.flags == 0 ? 1.0f : 0.0f) != 0.0f;
         map_row(gr, dx + r * p.classes, p.classes, [&](long long c, float gv) {
             if (dead || !mk.allowed(c)) return 0.0f;
             const float yv = widen(yr[c]);

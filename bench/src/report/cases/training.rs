@@ -14,10 +14,29 @@ use super::{dims, err, randn, sets, Body, Case, Reference, Scale};
 
 pub(super) fn cases(scale: Scale) -> Vec<Case> {
     let mut out = Vec::new();
-    let (rows, classes) = scale.pick((4096, 32_768), (256, 32_768), (8, 100));
-    for masked in [false, true] {
-        for backward in [false, true] {
-            out.push(xent_case(rows, classes, masked, backward));
+    // The CPU-sized rows run on either device; the GPU-sized ones (the 4k x 32k to
+    // 16k x 256k, f32 logits: up to 16 GiB, and as much again for the gradient) only on CUDA.
+    let cpu_shapes = scale.pick(
+        vec![(4096, 32_768), (64, 262_144)],
+        vec![(256, 32_768), (16, 262_144)],
+        vec![(8, 100)],
+    );
+    let gpu_shapes: Vec<(usize, usize)> = match scale {
+        Scale::Tiny => Vec::new(),
+        _ => XENT_GPU_SHAPES
+            .into_iter()
+            .filter(|s| !cpu_shapes.contains(s))
+            .collect(),
+    };
+    let shapes = cpu_shapes
+        .iter()
+        .map(|&s| (s, false))
+        .chain(gpu_shapes.into_iter().map(|s| (s, true)));
+    for ((rows, classes), gpu_only) in shapes {
+        for masked in [false, true] {
+            for backward in [false, true] {
+                out.push(xent_case(rows, classes, masked, backward, gpu_only));
+            }
         }
     }
     // Optimizer steps over 1M..256M parameters on CUDA (the copy roof is reached only well past
@@ -106,7 +125,15 @@ pub(super) fn cases(scale: Scale) -> Vec<Case> {
     out
 }
 
-fn xent_case(rows: usize, classes: usize, masked: bool, backward: bool) -> Case {
+/// rows x classes of the CUDA-only cross-entropy rows.
+const XENT_GPU_SHAPES: [(usize, usize); 4] = [
+    (4096, 32_768),
+    (16_384, 32_768),
+    (4096, 262_144),
+    (16_384, 262_144),
+];
+
+fn xent_case(rows: usize, classes: usize, masked: bool, backward: bool, gpu_only: bool) -> Case {
     // The range mask keeps the first three quarters of the classes (a vocabulary restricted to
     // a prefix, as in constrained decoding).
     let allowed = classes / 4 * 3;
@@ -137,6 +164,12 @@ fn xent_case(rows: usize, classes: usize, masked: bool, backward: bool) -> Case 
         flops,
         build: Box::new(move |env| {
             let device = env.device;
+            if gpu_only && device == Device::Cpu {
+                return Err(format!(
+                    "GPU-sized ({:.1} GiB of logits): the CPU runs the CPU-sized rows",
+                    (rows * classes * 4) as f64 / f64::from(1 << 30)
+                ));
+            }
             let opts = CrossEntropyOptions {
                 mask: mask.clone(),
                 ..Default::default()
