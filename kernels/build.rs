@@ -173,7 +173,13 @@ mod emulator {
             println!("cargo:rerun-if-changed={}", emu_dir.join(f).display());
         }
         let text = fs::read_to_string(&sources_rs).map_err(|e| format!("{}: {e}", sources_rs.display()))?;
-        let sources = parse_sources(&text, &cuda_dir)?;
+        let mut sources = parse_sources(&text, &cuda_dir)?;
+        // The emulator's own test kernels (kernels/tests/emulator.rs); not an NVRTC source.
+        println!("cargo:rerun-if-changed={}", emu_dir.join("selftest.cu").display());
+        sources.push(Source {
+            name: "emu_selftest.cu".to_string(),
+            files: vec![emu_dir.join("selftest.cu")],
+        });
 
         let mut units = Vec::new();
         let mut registry = String::from("#include \"cuda_emu.h\"\nnamespace kemu {\n");
