@@ -107,7 +107,8 @@ struct DriverState {
 }
 
 enum Backend {
-    Driver(DriverState),
+    /// Boxed: the handles and caches are large, and a device is created once.
+    Driver(Box<DriverState>),
     /// The host emulator: memory is host memory, launches run on the CPU (see [`super::emu`]).
     Emulated,
 }
@@ -190,13 +191,13 @@ impl CudaDevice {
             name,
             sm_count,
             pool,
-            backend: Backend::Driver(DriverState {
+            backend: Backend::Driver(Box::new(DriverState {
                 ctx,
                 stream,
                 modules: Mutex::new(HashMap::new()),
                 functions: Mutex::new(HashMap::new()),
                 blas: OnceLock::new(),
-            }),
+            })),
         }))
     }
 
@@ -226,7 +227,7 @@ impl CudaDevice {
 
     fn driver(&self, what: &str) -> Result<&DriverState, CudaError> {
         match &self.backend {
-            Backend::Driver(d) => Ok(d),
+            Backend::Driver(d) => Ok(d.as_ref()),
             Backend::Emulated => Err(CudaError::Emulator(format!(
                 "{what} needs the CUDA driver; the host emulator has none"
             ))),
