@@ -14,6 +14,12 @@ pub mod gpu {
     /// CUDA device 0, or `None` after printing why the CUDA benches are skipped.
     pub fn device(bench: &str) -> Option<Arc<CudaDevice>> {
         match CudaDevice::get(0) {
+            // The host emulator (kernels feature `emulator`) runs the kernels on the CPU, one
+            // fiber per CUDA thread: nothing it takes says anything about a GPU.
+            Ok(dev) if dev.is_emulated() => {
+                eprintln!("{bench}: CUDA benches SKIPPED (host emulator: timings meaningless)");
+                None
+            }
             Ok(dev) => Some(dev),
             Err(why) => {
                 eprintln!("{bench}: CUDA benches SKIPPED (no GPU): {why}");

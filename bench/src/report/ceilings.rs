@@ -206,6 +206,13 @@ pub fn measure_cpu(scale: Scale, threads: usize) -> Ceilings {
 pub fn measure_cuda(scale: Scale, ordinal: usize) -> Ceilings {
     let mut c = Ceilings::default();
     let dev = match kernels::cuda::CudaDevice::get(ordinal) {
+        Ok(d) if d.is_emulated() => {
+            c.skipped.push((
+                "cuda ceilings".into(),
+                "host emulator: timings meaningless".into(),
+            ));
+            return c;
+        }
         Ok(d) => d,
         Err(e) => {
             c.skipped.push(("cuda ceilings".into(), e.to_string()));

@@ -71,12 +71,23 @@ pub struct Report {
 pub fn resolve_device(choice: DeviceChoice) -> Result<Device, String> {
     match choice {
         DeviceChoice::Cpu => Ok(Device::Cpu),
+        // The host emulator is never timed: its figures say nothing about a GPU.
+        DeviceChoice::Auto if cuda_is_emulated() => Ok(Device::Cpu),
         DeviceChoice::Auto => Ok(Device::best_available()),
+        DeviceChoice::Cuda if cuda_is_emulated() => {
+            Err("--device cuda: device 0 is the host emulator (host emulator: timings meaningless)".into())
+        }
         DeviceChoice::Cuda => match Device::cuda_unavailable_reason() {
             None => Ok(Device::Cuda(0)),
             Some(why) => Err(format!("--device cuda: no usable GPU ({why})")),
         },
     }
+}
+
+/// Whether CUDA device 0 is the kernels crate's host emulator (feature `emulator` and
+/// `KERNELS_EMULATOR=1`) rather than a GPU.
+fn cuda_is_emulated() -> bool {
+    kernels::cuda::CudaDevice::get(0).is_ok_and(|d| d.is_emulated())
 }
 
 pub fn plan(scale: Scale) -> Plan {

@@ -148,14 +148,27 @@ __device__ __forceinline__ void block_max_to(float* dst, float v, float* scratch
 // Global -> shared tile loads: cp.async, 16 bytes per copy, rows past `valid` zero-filled (source
 // size 0 reads nothing). Needs 16-byte aligned rows: the host checks base pointers and strides.
 
+// Under KERNELS_EMU (the host emulator, docs/emulator.md) each wrapper calls the emulator's
+// implementation of the instruction, written from the PTX ISA; there cp.async copies at once, so
+// commit and wait have nothing to do (a valid order for an asynchronous copy).
 __device__ __forceinline__ void cp_async16(void* smem, const void* gmem, bool valid) {
-    const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(smem));
     const int bytes = valid ? 16 : 0;
+#ifdef KERNELS_EMU
+    ::kemu::cp_async(smem, gmem, 16, bytes);
+#else
+    const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(smem));
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(gmem), "r"(bytes));
+#endif
 }
+#ifdef KERNELS_EMU
+__device__ __forceinline__ void cp_async_commit() {}
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {}
+#else
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N>
 __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory"); }
+#endif
 
 // rows [0, ROWS) of a [*, D] matrix at `g` (row stride `stride`) into smem rows of LD elements.
 template <typename T, int D, int ROWS, int LD, int THREADS>
@@ -182,25 +195,37 @@ __device__ __forceinline__ void load_rows_async(T* smem, const T* g, long long s
 // product (FlashAttention-2's register reuse of P).
 
 __device__ __forceinline__ void mma_16816(float c[4], const unsigned a[4], unsigned b0, unsigned b1) {
+#ifdef KERNELS_EMU
+    ::kemu::mma_m16n8k16_bf16_f32(c, a, b0, b1);
+#else
     asm volatile(
         "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
         "{%0,%1,%2,%3};\n"
         : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+#endif
 }
 
 __device__ __forceinline__ void ldmatrix_x4(unsigned r[4], const bf16* smem) {
+#ifdef KERNELS_EMU
+    ::kemu::ldmatrix_x4(r, smem, false);
+#else
     const unsigned addr = static_cast<unsigned>(__cvta_generic_to_shared(smem));
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
                  : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
                  : "r"(addr));
+#endif
 }
 
 __device__ __forceinline__ void ldmatrix_x4_trans(unsigned r[4], const bf16* smem) {
+#ifdef KERNELS_EMU
+    ::kemu::ldmatrix_x4(r, smem, true);
+#else
     const unsigned addr = static_cast<unsigned>(__cvta_generic_to_shared(smem));
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
                  : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
                  : "r"(addr));
+#endif
 }
 
 __device__ __forceinline__ unsigned pack_bf16(float lo, float hi) {

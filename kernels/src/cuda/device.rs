@@ -7,6 +7,12 @@
 //!
 //! Everything is issued on the device's one stream. That is what makes the pool's reuse safe
 //! and lets ops run back to back without events; host copies synchronize the stream.
+//!
+//! A device has one of two backends: the CUDA driver, or (feature `emulator` and
+//! `KERNELS_EMULATOR=1`) the host emulator of [`super::emu`], which executes the same kernel
+//! sources on the CPU so the CUDA path runs in CI. The emulated device is NOT a GPU. Memory,
+//! copies and launches work on both; the driver handles (`context`, `stream`, `function`,
+//! `module`, `blas`) are errors on the emulator.
 
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -17,6 +23,7 @@ use cudarc::nvrtc::Ptx;
 
 use super::blas::Blas;
 use super::compile::{compile, Arch, CompileOptions};
+use super::emu::{self, HostAlloc};
 use super::error::CudaError;
 use super::pool::{CachingPool, PoolBuffer, PoolStats, RawAllocator};
 use super::sources::source;
@@ -56,23 +63,64 @@ impl RawAllocator for DriverAlloc {
     }
 }
 
-/// A device byte buffer from the pool.
-pub type DeviceBuffer = PoolBuffer<DriverAlloc>;
+/// The pool's raw allocator: the driver's, or host memory for the emulated device.
+pub enum DeviceAlloc {
+    Driver(DriverAlloc),
+    Host(HostAlloc),
+}
 
-/// One GPU, ready to run this crate's kernels.
-pub struct CudaDevice {
-    ordinal: usize,
+impl RawAllocator for DeviceAlloc {
+    fn alloc(&self, bytes: usize) -> Result<u64, CudaError> {
+        match self {
+            DeviceAlloc::Driver(d) => d.alloc(bytes),
+            DeviceAlloc::Host(h) => h.alloc(bytes),
+        }
+    }
+
+    fn free(&self, ptr: u64, bytes: usize) -> Result<(), CudaError> {
+        match self {
+            DeviceAlloc::Driver(d) => d.free(ptr, bytes),
+            DeviceAlloc::Host(h) => h.free(ptr, bytes),
+        }
+    }
+
+    fn synchronize(&self) -> Result<(), CudaError> {
+        match self {
+            DeviceAlloc::Driver(d) => d.synchronize(),
+            DeviceAlloc::Host(h) => h.synchronize(),
+        }
+    }
+}
+
+/// A device byte buffer from the pool.
+pub type DeviceBuffer = PoolBuffer<DeviceAlloc>;
+
+/// What a driver-backed device holds beyond the common fields.
+struct DriverState {
     ctx: Arc<CudaContext>,
     stream: Arc<CudaStream>,
-    arch: Arch,
-    name: String,
-    sm_count: u32,
-    pool: Arc<CachingPool<DriverAlloc>>,
     /// Loaded modules by source file name, compiled on first use.
     modules: Mutex<HashMap<&'static str, Arc<CudaModule>>>,
     /// Functions by (source, kernel), so a launch costs one hash lookup.
     functions: Mutex<HashMap<(&'static str, &'static str), CudaFunction>>,
     blas: OnceLock<Result<Arc<Blas>, CudaError>>,
+}
+
+enum Backend {
+    /// Boxed: the handles and caches are large, and a device is created once.
+    Driver(Box<DriverState>),
+    /// The host emulator: memory is host memory, launches run on the CPU (see [`super::emu`]).
+    Emulated,
+}
+
+/// One GPU (or the host emulator standing in for one), ready to run this crate's kernels.
+pub struct CudaDevice {
+    ordinal: usize,
+    arch: Arch,
+    name: String,
+    sm_count: u32,
+    pool: Arc<CachingPool<DeviceAlloc>>,
+    backend: Backend,
 }
 
 type Registry = Mutex<HashMap<usize, Result<Arc<CudaDevice>, CudaError>>>;
@@ -85,10 +133,18 @@ fn registry() -> &'static Registry {
 impl CudaDevice {
     /// The device with this ordinal, created (and probed) on first request. Never panics: with
     /// no driver or no such device the error says why.
+    ///
+    /// With the `emulator` feature and `KERNELS_EMULATOR=1`, device 0 is the host emulator and
+    /// there is no other device.
     pub fn get(ordinal: usize) -> Result<Arc<CudaDevice>, CudaError> {
         let mut reg = registry().lock().unwrap_or_else(|e| e.into_inner());
         if let Some(known) = reg.get(&ordinal) {
             return known.clone();
+        }
+        if emu::requested() {
+            let made = CudaDevice::create_emulated(ordinal);
+            reg.insert(ordinal, made.clone());
+            return made;
         }
         let made = catch_unwind(|| CudaDevice::create(ordinal)).unwrap_or_else(|_| {
             Err(CudaError::Driver(format!(
@@ -99,8 +155,12 @@ impl CudaDevice {
         made
     }
 
-    /// How many CUDA devices the driver sees (0 without a driver).
+    /// How many CUDA devices the driver sees (0 without a driver; 1, the emulator, when it is
+    /// requested).
     pub fn count() -> usize {
+        if emu::requested() {
+            return 1;
+        }
         if super::probe::driver_library_present().is_err() {
             return 0;
         }
@@ -121,22 +181,57 @@ impl CudaDevice {
         let sm_count = ctx
             .attribute(dsys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)
             .map_or(1, |n| n.max(1) as u32);
-        let pool = CachingPool::new(DriverAlloc {
+        let pool = CachingPool::new(DeviceAlloc::Driver(DriverAlloc {
             ctx: ctx.clone(),
             stream: stream.clone(),
-        });
+        }));
         Ok(Arc::new(CudaDevice {
             ordinal,
-            ctx,
-            stream,
             arch,
             name,
             sm_count,
             pool,
-            modules: Mutex::new(HashMap::new()),
-            functions: Mutex::new(HashMap::new()),
-            blas: OnceLock::new(),
+            backend: Backend::Driver(Box::new(DriverState {
+                ctx,
+                stream,
+                modules: Mutex::new(HashMap::new()),
+                functions: Mutex::new(HashMap::new()),
+                blas: OnceLock::new(),
+            })),
         }))
+    }
+
+    /// The host emulator as device 0 (it reports sm_80, the oldest architecture the kernels
+    /// target, and a few SMs; see [`emu::SM_COUNT`]).
+    fn create_emulated(ordinal: usize) -> Result<Arc<CudaDevice>, CudaError> {
+        if ordinal != 0 {
+            return Err(CudaError::Driver(format!(
+                "device {ordinal}: the host emulator ({}=1) provides device 0 only",
+                emu::ENV_VAR
+            )));
+        }
+        Ok(Arc::new(CudaDevice {
+            ordinal,
+            arch: Arch::Sm80,
+            name: emu::DEVICE_NAME.to_string(),
+            sm_count: emu::SM_COUNT,
+            pool: CachingPool::new(DeviceAlloc::Host(HostAlloc)),
+            backend: Backend::Emulated,
+        }))
+    }
+
+    /// Whether this is the host emulator rather than a GPU. Timings taken on it mean nothing.
+    pub fn is_emulated(&self) -> bool {
+        matches!(self.backend, Backend::Emulated)
+    }
+
+    fn driver(&self, what: &str) -> Result<&DriverState, CudaError> {
+        match &self.backend {
+            Backend::Driver(d) => Ok(d.as_ref()),
+            Backend::Emulated => Err(CudaError::Emulator(format!(
+                "{what} needs the CUDA driver; the host emulator has none"
+            ))),
+        }
     }
 
     pub fn ordinal(&self) -> usize {
@@ -155,12 +250,14 @@ impl CudaDevice {
         self.sm_count
     }
 
-    pub fn context(&self) -> &Arc<CudaContext> {
-        &self.ctx
+    /// The driver context; an error on the emulator.
+    pub fn context(&self) -> Result<&Arc<CudaContext>, CudaError> {
+        Ok(&self.driver("a CUDA context")?.ctx)
     }
 
-    pub fn stream(&self) -> &Arc<CudaStream> {
-        &self.stream
+    /// The device's stream; an error on the emulator.
+    pub fn stream(&self) -> Result<&Arc<CudaStream>, CudaError> {
+        Ok(&self.driver("a CUDA stream")?.stream)
     }
 
     pub fn pool_stats(&self) -> PoolStats {
@@ -174,9 +271,14 @@ impl CudaDevice {
 
     /// Wait until everything issued on this device has finished.
     pub fn synchronize(&self) -> Result<(), CudaError> {
-        self.stream
-            .synchronize()
-            .map_err(driver_err("synchronizing the stream"))
+        match &self.backend {
+            Backend::Driver(d) => d
+                .stream
+                .synchronize()
+                .map_err(driver_err("synchronizing the stream")),
+            // Emulated launches and copies finish before they return.
+            Backend::Emulated => Ok(()),
+        }
     }
 
     /// `bytes` bytes of uninitialized device memory from the pool (filled with the pool's
@@ -191,11 +293,19 @@ impl CudaDevice {
 
     /// Every byte of `buf` set to `byte` (stream-ordered).
     pub fn memset(&self, buf: &DeviceBuffer, byte: u8) -> Result<(), CudaError> {
-        self.ctx
+        let d = match &self.backend {
+            Backend::Driver(d) => d,
+            Backend::Emulated => {
+                // SAFETY: an emulated buffer is live host memory of at least len() bytes.
+                unsafe { std::ptr::write_bytes(buf.ptr() as *mut u8, byte, buf.len()) };
+                return Ok(());
+            }
+        };
+        d.ctx
             .bind_to_thread()
             .map_err(driver_err("binding the context"))?;
         // SAFETY: `buf` is a live allocation of at least len() bytes, used on this stream.
-        unsafe { dr::memset_d8_async(buf.ptr(), byte, buf.len(), self.stream.cu_stream()) }
+        unsafe { dr::memset_d8_async(buf.ptr(), byte, buf.len(), d.stream.cu_stream()) }
             .map_err(driver_err("cuMemsetD8Async"))
     }
 
@@ -218,12 +328,27 @@ impl CudaDevice {
         if bytes == 0 {
             return Ok(());
         }
-        self.ctx
+        let d = match &self.backend {
+            Backend::Driver(d) => d,
+            Backend::Emulated => {
+                // SAFETY: the range was checked; an emulated buffer is host memory that cannot
+                // overlap the borrowed `data`.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(
+                        data.as_ptr() as *const u8,
+                        (dst.ptr() + offset as u64) as *mut u8,
+                        bytes,
+                    )
+                };
+                return Ok(());
+            }
+        };
+        d.ctx
             .bind_to_thread()
             .map_err(driver_err("binding the context"))?;
         // SAFETY: the range was checked; `data` stays borrowed until the synchronize below,
         // so the (possibly asynchronous) copy never reads freed host memory.
-        unsafe { dr::memcpy_htod_async(dst.ptr() + offset as u64, data, self.stream.cu_stream()) }
+        unsafe { dr::memcpy_htod_async(dst.ptr() + offset as u64, data, d.stream.cu_stream()) }
             .map_err(driver_err("cuMemcpyHtoDAsync"))?;
         self.synchronize()
     }
@@ -240,12 +365,27 @@ impl CudaDevice {
         if bytes == 0 {
             return Ok(());
         }
-        self.ctx
+        let d = match &self.backend {
+            Backend::Driver(d) => d,
+            Backend::Emulated => {
+                // SAFETY: the range was checked; `out` is a distinct, exclusively borrowed host
+                // slice. Any bit pattern is a valid `T` for the plain number types the callers use.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(
+                        (src.ptr() + offset as u64) as *const u8,
+                        out.as_mut_ptr() as *mut u8,
+                        bytes,
+                    )
+                };
+                return Ok(());
+            }
+        };
+        d.ctx
             .bind_to_thread()
             .map_err(driver_err("binding the context"))?;
         // SAFETY: the range was checked; `out` is borrowed until the synchronize below. Any
         // bit pattern is a valid `T` for the plain number types the callers use.
-        unsafe { dr::memcpy_dtoh_async(out, src.ptr() + offset as u64, self.stream.cu_stream()) }
+        unsafe { dr::memcpy_dtoh_async(out, src.ptr() + offset as u64, d.stream.cu_stream()) }
             .map_err(driver_err("cuMemcpyDtoHAsync"))?;
         self.synchronize()
     }
@@ -264,7 +404,22 @@ impl CudaDevice {
         if bytes == 0 {
             return Ok(());
         }
-        self.ctx
+        let d = match &self.backend {
+            Backend::Driver(d) => d,
+            Backend::Emulated => {
+                // SAFETY: both ranges were checked and both buffers are live host memory; they
+                // may be the same buffer, so this is a memmove.
+                unsafe {
+                    std::ptr::copy(
+                        (src.ptr() + src_offset as u64) as *const u8,
+                        (dst.ptr() + dst_offset as u64) as *mut u8,
+                        bytes,
+                    )
+                };
+                return Ok(());
+            }
+        };
+        d.ctx
             .bind_to_thread()
             .map_err(driver_err("binding the context"))?;
         // SAFETY: both ranges were checked and both buffers are live.
@@ -273,21 +428,22 @@ impl CudaDevice {
                 dst.ptr() + dst_offset as u64,
                 src.ptr() + src_offset as u64,
                 bytes,
-                self.stream.cu_stream(),
+                d.stream.cu_stream(),
             )
         }
         .map_err(driver_err("cuMemcpyDtoDAsync"))
     }
 
     /// The kernel `kernel` of the registered source `source`, compiling and loading the source
-    /// for this device's architecture on first use.
+    /// for this device's architecture on first use. Driver only (the emulator launches by name).
     pub fn function(
         &self,
         source_name: &'static str,
         kernel: &'static str,
     ) -> Result<CudaFunction, CudaError> {
+        let d = self.driver("loading a CUDA function")?;
         let key = (source_name, kernel);
-        if let Some(f) = self.lock_functions().get(&key) {
+        if let Some(f) = lock(&d.functions).get(&key) {
             return Ok(f.clone());
         }
         let module = self.module(source_name)?;
@@ -297,22 +453,18 @@ impl CudaDevice {
                 self.arch
             ))
         })?;
-        self.lock_functions().insert(key, f.clone());
+        lock(&d.functions).insert(key, f.clone());
         Ok(f)
-    }
-
-    fn lock_functions(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<(&'static str, &'static str), CudaFunction>> {
-        self.functions.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The loaded module for `source_name`. Compiled with NVRTC for this device's real
     /// architecture and loaded as a cubin (no driver JIT); if NVRTC produced no cubin (it does
-    /// for every real architecture, so this is a safety net) the PTX is loaded instead.
+    /// for every real architecture, so this is a safety net) the PTX is loaded instead. Driver
+    /// only.
     pub fn module(&self, source_name: &'static str) -> Result<Arc<CudaModule>, CudaError> {
+        let d = self.driver("loading a CUDA module")?;
         // Held across the compile so two threads do not compile the same source twice.
-        let mut modules = self.modules.lock().unwrap_or_else(|e| e.into_inner());
+        let mut modules = lock(&d.modules);
         if let Some(m) = modules.get(source_name) {
             return Ok(m.clone());
         }
@@ -326,7 +478,7 @@ impl CudaDevice {
         } else {
             Ptx::from_binary(compiled.cubin)
         };
-        let module = self
+        let module = d
             .ctx
             .load_module(image)
             .map_err(driver_err("loading the compiled module"))?;
@@ -335,16 +487,22 @@ impl CudaDevice {
     }
 
     /// The device's cuBLAS handle, created on first use. An error (not a panic) where libcublas
-    /// is missing; callers then fall back to the tiled reference kernel.
+    /// is missing, and on the emulator; callers then fall back to the tiled reference kernel.
     pub fn blas(&self) -> Result<Arc<Blas>, CudaError> {
-        self.blas
+        let d = self.driver("cuBLAS")?;
+        d.blas
             .get_or_init(|| {
-                catch_unwind(AssertUnwindSafe(|| Blas::new(&self.ctx, &self.stream)))
+                catch_unwind(AssertUnwindSafe(|| Blas::new(&d.ctx, &d.stream)))
                     .unwrap_or_else(|_| Err(CudaError::Driver("cuBLAS panicked while loading".into())))
                     .map(Arc::new)
             })
             .clone()
     }
+}
+
+/// The maps are plain caches, valid after a panic elsewhere.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn check_range(buf: &DeviceBuffer, offset: usize, bytes: usize) -> Result<(), CudaError> {

@@ -24,6 +24,10 @@ pub enum CudaError {
     Nvrtc { call: &'static str, detail: String },
     /// No usable GPU: no driver library, no device, or the driver refused a context.
     Driver(String),
+    /// The host emulator (feature `emulator`, docs/emulator.md) refused a launch or found a
+    /// kernel error: a barrier that can never complete, a bad launch shape, an argument list
+    /// that does not match the kernel's parameters.
+    Emulator(String),
 }
 
 impl fmt::Display for CudaError {
@@ -66,6 +70,7 @@ impl fmt::Display for CudaError {
             }
             CudaError::Nvrtc { call, detail } => write!(f, "{call} failed: {detail}"),
             CudaError::Driver(why) => write!(f, "no usable CUDA device: {why}"),
+            CudaError::Emulator(why) => write!(f, "host emulator (not a GPU): {why}"),
         }
     }
 }

@@ -92,6 +92,18 @@ struct StructBytes([std::mem::MaybeUninit<u8>; MAX_STRUCT_BYTES]);
 // SAFETY: plain bytes handed to the driver by address, as the kernel's by-value struct.
 unsafe impl DeviceRepr for StructBytes {}
 
+impl ParamBlock {
+    /// The struct's first byte (the emulator passes the struct by this address, as the driver).
+    pub(crate) fn as_ptr(&self) -> *const u8 {
+        self.bytes.0.as_ptr() as *const u8
+    }
+
+    /// The struct's size in bytes.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+}
+
 impl std::fmt::Debug for ParamBlock {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "ParamBlock({} bytes)", self.len)
@@ -237,8 +249,12 @@ pub unsafe fn launch(
             kernel.source, kernel.name, kernel.params
         )));
     }
+    if dev.is_emulated() {
+        // SAFETY: the caller's guarantees, for the emulated device's (host) memory.
+        return unsafe { super::emu::launch(kernel, cfg, args) };
+    }
     let func = dev.function(kernel.source, kernel.name)?;
-    let mut b = dev.stream().launch_builder(&func);
+    let mut b = dev.stream()?.launch_builder(&func);
     for a in args {
         match a {
             Arg::Ptr(p) => b.arg(p),

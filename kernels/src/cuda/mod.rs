@@ -3,6 +3,10 @@
 //! [`CudaDevice`] (context, stream, per-device module cache, caching memory pool, cuBLAS
 //! handle), checked kernel launches ([`launch`]) and the GEMM ([`gemm`]).
 //!
+//! With the `emulator` feature and `KERNELS_EMULATOR=1`, device 0 is the host emulator
+//! ([`emu`], docs/emulator.md): the same kernel sources compiled as C++ and run on the CPU, so
+//! the CUDA path is exercised without a GPU. It is not a GPU and never stands in for a GPU check.
+//!
 //! Nothing here needs CUDA at build time: cudarc loads `libnvrtc` and `libcuda` when first
 //! used (feature `dynamic-loading`). Missing libraries are a normal outcome on a CPU machine,
 //! so every entry point returns an error value instead of panicking; see [`nvrtc_available`]
@@ -15,6 +19,7 @@
 mod blas;
 mod compile;
 mod device;
+pub mod emu;
 mod error;
 pub mod flag;
 pub mod gemm;
@@ -27,7 +32,7 @@ mod sources;
 
 pub use blas::{operand_layout, Blas, GemmOperand, GemmPrecision};
 pub use compile::{compile, find_cuda_include, Arch, CompileOptions, Compiled};
-pub use device::{CudaDevice, DeviceBuffer, DriverAlloc};
+pub use device::{CudaDevice, DeviceAlloc, DeviceBuffer, DriverAlloc};
 pub use error::CudaError;
 pub use launch::{FloatType, KernelRef, Layout};
 pub use pool::PoolStats;

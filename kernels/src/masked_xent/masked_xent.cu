@@ -95,9 +95,13 @@ __device__ __forceinline__ float quiet_nan() { return __int_as_float(0x7fc00000)
 // see). exp2f proper adds a denormal-range slow path to every call site for no visible gain,
 // which made this file's machine code several times larger.
 __device__ __forceinline__ float exp2_fast(float x) {
+#ifdef KERNELS_EMU  // the host emulator (docs/emulator.md): the instruction from the PTX ISA
+    return ::kemu::ex2_approx_ftz(x);
+#else
     float y;
     asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
     return y;
+#endif
 }
 
 // ---------------------------------------------------------------------------------------------
