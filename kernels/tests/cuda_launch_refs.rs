@@ -11,6 +11,7 @@ use kernels::cuda::{compile, nvrtc_available, source, Arch, CompileOptions, Kern
 
 fn launched() -> Vec<KernelRef> {
     let mut all = kernels::elementwise::cuda::all_kernels();
+    all.extend(kernels::elementwise::cast_cuda::all_kernels());
     all.extend(kernels::cuda::gemm::TILED_KERNELS);
     all.extend(kernels::reduce::cuda::all_kernels());
     all.extend(kernels::softmax::cuda::all_kernels());

@@ -31,10 +31,6 @@ const COVERED_ELSEWHERE: &[(&str, &str)] = &[
 /// Ops with no CUDA path yet, and why.
 const NOT_ON_CUDA: &[(&str, &str)] = &[
     (
-        "to_dtype",
-        "conversions on CUDA are not implemented (NotImplementedOnDevice)",
-    ),
-    (
         "masked_softmax",
         "launchers exist (kernels::masked_xent::cuda::softmax_*); the op refuses CUDA tensors",
     ),
@@ -104,6 +100,7 @@ fn every_recorded_op_has_a_parity_case_or_a_reason() {
         super::loss_index::loss_cases(),
         super::loss_index::index_cases(),
         super::loss_index::dropout_cases(),
+        super::cast::cast_cases(),
     ];
     for case in cases.iter().flatten() {
         covered.extend(

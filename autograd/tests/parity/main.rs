@@ -11,6 +11,7 @@ mod attention_bf16;
 mod bf16;
 mod bf16_rows;
 mod cases;
+mod cast;
 mod common;
 mod coverage;
 mod elementwise;
