@@ -2,6 +2,7 @@
 //! `to_dtype` before computing); `I64` holds indices and class targets; `Bool` holds masks.
 
 use half::{bf16, f16};
+use kernels::elementwise::cast::{cast_bits, CastType};
 use std::fmt;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -74,7 +75,18 @@ macro_rules! element {
 
 element!(f32, F32, |x| x as f64, |v| v as f32);
 element!(f64, F64, |x| x, |v| v);
-element!(bf16, BF16, |x| x.to_f64(), |v| bf16::from_f64(v));
-element!(f16, F16, |x| x.to_f64(), |v| f16::from_f64(v));
+// Through the conversion contract `to_dtype` uses (one rounding to nearest even from the f64,
+// whatever the host): `half`'s own `from_f64` rounds on the top 32 bits only, and twice
+// through f32 on x86 with F16C.
+element!(bf16, BF16, |x| x.to_f64(), |v| bf16::from_bits(
+    from_f64_bits(CastType::BF16, v) as u16
+));
+element!(f16, F16, |x| x.to_f64(), |v| f16::from_bits(
+    from_f64_bits(CastType::F16, v) as u16
+));
 element!(i64, I64, |x| x as f64, |v| v as i64);
 element!(u8, Bool, |x| x as f64, |v| (v != 0.0) as u8);
+
+fn from_f64_bits(to: CastType, v: f64) -> u64 {
+    cast_bits(CastType::F64, to, v.to_bits())
+}

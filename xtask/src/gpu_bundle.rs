@@ -24,12 +24,13 @@ pub struct GpuBundleArgs {
     no_bench: bool,
 }
 
-/// The test binaries the GPU run needs: the parity suite and the kernel checks.
-const TESTS: [(&str, &str); 5] = [
+/// The test binaries the GPU run needs: the parity suites, the kernels' unit tests and the
+/// NVRTC checks (compile for sm_80/sm_90 with ptxas, entry names, launcher parameter kinds: one
+/// binary, `kernels/tests/nvrtc.rs`).
+const TESTS: [(&str, &str); 4] = [
     ("autograd", "parity"),
     ("nn", "optim_cuda"),
-    ("kernels", "cuda_launch_refs"),
-    ("kernels", "nvrtc_compile"),
+    ("kernels", "nvrtc"),
     ("kernels", "kernels"),
 ];
 
@@ -220,8 +221,8 @@ fn dir_size(dir: &Path) -> u64 {
 }
 
 /// Runs on the GPU machine, from the bundle folder. Finds the CUDA libraries, then runs the
-/// kernel checks, the parity suite (REQUIRE_CUDA=1: a missing GPU fails), the memory test and
-/// the benches, and writes every log under logs/.
+/// kernel checks, the parity suites (REQUIRE_CUDA=1: a missing GPU fails), the memory test and
+/// the benches, and writes every log under logs/. `bash run.sh STEP...` runs some steps only.
 const RUN_SH: &str = r#"#!/usr/bin/env bash
 # run.sh: the CUDA checks of this workspace on a GPU machine (written by `cargo xtask gpu-bundle`).
 set -u
@@ -265,24 +266,35 @@ status=0
 run() {
   name="$1"; shift
   echo "=== $name"
-  if "$@" > "logs/$name.log" 2>&1; then echo "    ok"; else echo "    FAILED (logs/$name.log)"; tail -30 "logs/$name.log"; status=1; fi
+  start=$SECONDS
+  if "$@" > "logs/$name.log" 2>&1; then echo "    ok ($((SECONDS - start)) s)"; else echo "    FAILED ($((SECONDS - start)) s, logs/$name.log)"; tail -30 "logs/$name.log"; status=1; fi
   grep -E "test result|SKIPPED" "logs/$name.log" | head -5
 }
-run kernel-unit      bin/kernels --test-threads=1
-run launch-refs      bin/cuda_launch_refs --nocapture
-run nvrtc-compile    bin/nvrtc_compile --nocapture
-run parity           bin/parity --test-threads=1 --skip training_steps_reuse_pooled_memory
-run memory           bin/parity --test-threads=1 --exact memory::training_steps_reuse_pooled_memory
-run optim-parity     bin/optim_cuda --test-threads=1
-for b in bin/bench-*; do
-  [ -x "$b" ] && run "$(basename "$b")" "$b" --bench --quick
-done
+
+# Each step fits one device call (10 minutes); `bash run.sh STEP...` runs only those, in order.
+step_nvrtc()    { run nvrtc bin/nvrtc --nocapture; }
+step_unit()     { run kernel-unit bin/kernels --test-threads=1; }
+step_parity()   { run parity bin/parity --test-threads=1 --skip training_steps_reuse_pooled_memory; }
+step_memory()   { run memory bin/parity --test-threads=1 --exact memory::training_steps_reuse_pooled_memory; }
+step_optim()    { run optim-parity bin/optim_cuda --test-threads=1; }
+# The criterion CUDA groups only (attention_cuda, masked_xent_cuda, optim_cuda): the CPU groups
+# of the same binaries are timed on the CPU machines.
+step_benches()  {
+  for b in bin/bench-*; do
+    [ -x "$b" ] && run "$(basename "$b")" "$b" --bench --quick _cuda
+  done
+}
 # The roofline report against PyTorch (python3 there holds it); outputs under report/.
-if [ -x bin/roofline-report ]; then
+step_roofline() {
   export BENCH_REFERENCE_SCRIPT="$here/reference.py"
   run roofline-report bin/roofline-report --device cuda --out "$here/report"
   run roofline-report-cpu bin/roofline-report --device cpu --quick --out "$here/report-cpu"
-fi
+}
+all="nvrtc unit parity memory optim"
+[ -x bin/roofline-report ] && all="$all benches roofline"
+for s in ${@:-$all}; do
+  if declare -F "step_$s" > /dev/null; then "step_$s"; else echo "unknown step $s (steps: $all)"; status=1; fi
+done
 echo "exit status $status (logs in $here/logs)"
 exit $status
 "#;

@@ -3,6 +3,9 @@
 use super::Tensor;
 use crate::storage::{CpuData, StorageElement};
 use crate::{graph, DType, Device, Error, Result};
+use half::{bf16, f16};
+use kernels::elementwise::cast::{cast_bits, CastType};
+use kernels::elementwise::cast_cuda;
 use kernels::strided::copy_to_contiguous;
 
 /// Apply `$body` to the typed vector/slice inside a `CpuData`, whatever its dtype.
@@ -157,24 +160,27 @@ impl Tensor {
         Ok(Tensor::from_cpu_data(data, shape).with_var(self.0.var.clone()))
     }
 
-    /// Convert to another dtype (`torch.Tensor.to(dtype)`). f32 <-> f64 is differentiable;
-    /// converting a tensor that requires gradient to a storage-only or integer dtype is an error.
+    /// Convert to another dtype (`torch.Tensor.to(dtype)`). f32 <-> f64 is differentiable (the
+    /// gradient is converted back to the input's dtype); converting a tensor that requires
+    /// gradient to a storage-only or integer dtype is an error.
+    ///
+    /// Every pair of dtypes converts, on the CPU and on CUDA, with the same bits on both: floats
+    /// round once to nearest even (subnormals kept, overflow to ±inf, NaN kept as NaN), floats
+    /// become integers by truncation with saturation (NaN -> 0), anything becomes bool by
+    /// `!= 0`. The contract and its edge cases are in `kernels::elementwise::cast`.
     pub fn to_dtype(&self, dtype: DType) -> Result<Tensor> {
         if dtype == self.dtype() {
             return Ok(self.clone());
-        }
-        if self.cuda_data().is_some() {
-            return Err(Error::NotImplementedOnDevice {
-                op: "to_dtype",
-                device: self.device(),
-            });
         }
         let differentiable = self.dtype().is_compute_float() && dtype.is_compute_float();
         if !differentiable {
             graph::ensure_untracked("to_dtype", &[self])?;
         }
-        let values = self.to_vec_f64()?;
-        let out = Tensor::from_cpu_data(super::create::from_f64s(values, dtype), self.shape());
+        let out = if self.cuda_data().is_some() {
+            self.cuda_cast(dtype)?
+        } else {
+            self.cpu_cast(dtype)?
+        };
         if !differentiable {
             return Ok(out);
         }
@@ -182,6 +188,54 @@ impl Tensor {
         Ok(graph::record("to_dtype", &[self], out, move |g, _| {
             Ok(vec![Some(g.to_dtype(from)?)])
         }))
+    }
+
+    /// The CPU conversion: the reference `cast_bits`, element by element, on a row-major copy.
+    fn cpu_cast(&self, dtype: DType) -> Result<Tensor> {
+        fn convert<S: RawBits, D: RawBits>(src: &[S], from: CastType, to: CastType) -> Vec<D> {
+            src.iter()
+                .map(|&x| D::from_raw(cast_bits(from, to, x.raw())))
+                .collect()
+        }
+        let (from, to) = (cast_type(self.dtype()), cast_type(dtype));
+        let t = self.contiguous()?;
+        let guard = t.0.storage.read()?;
+        let range = t.0.offset..t.0.offset + t.numel();
+        let data = map_cpu_data!(&*guard, v => {
+            let src = &v[range];
+            match dtype {
+                DType::F32 => CpuData::F32(convert(src, from, to)),
+                DType::F64 => CpuData::F64(convert(src, from, to)),
+                DType::BF16 => CpuData::BF16(convert(src, from, to)),
+                DType::F16 => CpuData::F16(convert(src, from, to)),
+                DType::I64 => CpuData::I64(convert(src, from, to)),
+                DType::Bool => CpuData::Bool(convert(src, from, to)),
+            }
+        });
+        Ok(Tensor::from_cpu_data(data, self.shape()))
+    }
+
+    /// The CUDA conversion: cast.cu, reading a view through its strides, writing a new
+    /// contiguous tensor.
+    fn cuda_cast(&self, dtype: DType) -> Result<Tensor> {
+        let (from, to) = (cast_type(self.dtype()), cast_type(dtype));
+        let dev = self.cuda_dev()?;
+        let out = Tensor::cuda_empty(self.shape(), dtype, self.device())?;
+        let n = self.numel();
+        let err = super::cuda::cuda_err("to_dtype");
+        // SAFETY: `self` is a view inside its storage (a tensor's invariant), read from its
+        // first element through its strides; `out` is new and holds n elements of `dtype`.
+        unsafe {
+            if self.is_contiguous() {
+                cast_cuda::cast(&dev, from, to, self.cuda_ptr()?, out.cuda_ptr()?, n)
+            } else {
+                let layout =
+                    kernels::cuda::Layout::new(self.shape(), &[(self.strides(), 0)]).map_err(&err)?;
+                cast_cuda::cast_strided(&dev, from, to, &layout, self.cuda_ptr()?, out.cuda_ptr()?, n)
+            }
+        }
+        .map_err(err)?;
+        Ok(out)
     }
 
     /// Move to `device` (`torch.Tensor.to(device)`): a contiguous copy on the other device, or
@@ -340,3 +394,41 @@ impl Tensor {
 fn scatter<T: Copy>(src: &[T], dst: &mut [T], shape: &[usize], strides: &[usize], offset: usize) {
     kernels::strided::copy_from_contiguous(src, dst, shape, strides, offset);
 }
+
+/// The conversion contract's name for a dtype.
+fn cast_type(d: DType) -> CastType {
+    match d {
+        DType::F32 => CastType::F32,
+        DType::F64 => CastType::F64,
+        DType::BF16 => CastType::BF16,
+        DType::F16 => CastType::F16,
+        DType::I64 => CastType::I64,
+        DType::Bool => CastType::Bool,
+    }
+}
+
+/// An element's bits in the low bytes of a u64, as `cast_bits` takes and gives them.
+trait RawBits: Copy {
+    fn raw(self) -> u64;
+    fn from_raw(bits: u64) -> Self;
+}
+
+macro_rules! raw_bits {
+    ($t:ty, |$x:ident| $raw:expr, |$b:ident| $from:expr) => {
+        impl RawBits for $t {
+            fn raw(self) -> u64 {
+                let $x = self;
+                $raw
+            }
+            fn from_raw($b: u64) -> Self {
+                $from
+            }
+        }
+    };
+}
+raw_bits!(f32, |x| x.to_bits() as u64, |b| f32::from_bits(b as u32));
+raw_bits!(f64, |x| x.to_bits(), |b| f64::from_bits(b));
+raw_bits!(bf16, |x| x.to_bits() as u64, |b| bf16::from_bits(b as u16));
+raw_bits!(f16, |x| x.to_bits() as u64, |b| f16::from_bits(b as u16));
+raw_bits!(i64, |x| x as u64, |b| b as i64);
+raw_bits!(u8, |x| x as u64, |b| b as u8);

@@ -12,6 +12,7 @@ mod attention_bias;
 mod bf16;
 mod bf16_rows;
 mod cases;
+mod cast;
 mod common;
 mod coverage;
 mod elementwise;

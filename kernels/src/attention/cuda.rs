@@ -1,6 +1,6 @@
 //! Launchers for `attention_fwd.cu` and `attention_bwd.cu`: a filled [`AttnParams`] in, the
 //! launches [`launch`](super::launch) plans out. Every kernel used here is listed by
-//! [`all_kernels`], which `kernels/tests/cuda_launch_refs.rs` checks against the compiled PTX
+//! [`all_kernels`], which `kernels/tests/nvrtc.rs` checks against the compiled PTX
 //! (entry names and the by-value parameter block's size).
 //!
 //! What the caller owes (the autograd op does all of it):

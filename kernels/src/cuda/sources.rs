@@ -44,6 +44,10 @@ static SOURCES: &[KernelSource] = &[
         src: include_str!("../elementwise/strided.cu"),
     },
     KernelSource {
+        name: "cast.cu",
+        src: include_str!("../elementwise/cast.cu"),
+    },
+    KernelSource {
         name: "matmul.cu",
         src: include_str!("../matmul/matmul.cu"),
     },

@@ -2,7 +2,7 @@
 //! [`super::PatternOps`] that the solvers of `algorithms::convex_relu` use on `Device::Cuda`.
 //!
 //! Every entry of `cvx.cu` has a [`KernelRef`] in [`all_kernels`], which
-//! `kernels/tests/cuda_launch_refs.rs` checks against the compiled PTX; every one of them has a
+//! `kernels/tests/nvrtc.rs` checks against the compiled PTX; every one of them has a
 //! launcher here (raw device addresses, `unsafe`), and `kernels/tests/cvx_cuda.rs` checks each
 //! against its CPU reference in `cpu.rs` (skipping without a GPU).
 //!

@@ -1,6 +1,6 @@
 //! Launchers for `index.cu`: index_select and its adjoint index_add over `[outer, size, inner]`
 //! views, PyTorch gather / scatter_add up to rank 8, and the index validation pass. Every
-//! kernel used here is in [`all_kernels`], checked against the PTX by `cuda_launch_refs`.
+//! kernel used here is in [`all_kernels`], checked against the PTX by `kernels/tests/nvrtc.rs`.
 //!
 //! All functions are `unsafe`: the addresses must be live contiguous device memory of `dev`
 //! holding what the sizes describe (data of the named dtype, indices i64). `error` is an

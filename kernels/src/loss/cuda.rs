@@ -1,6 +1,6 @@
 //! Launchers for `loss.cu`: softmax cross-entropy with i64 targets (forward with the saved
 //! log-sum-exp, backward `g·(softmax − onehot)`) and elementwise squared error. Every kernel
-//! used here is in [`all_kernels`], checked against the PTX by `cuda_launch_refs`.
+//! used here is in [`all_kernels`], checked against the PTX by `kernels/tests/nvrtc.rs`.
 //!
 //! All functions are `unsafe`: the addresses must be live device memory of `dev` holding what
 //! the sizes describe. Cross-entropy's loss, lse and g are f32 whatever the logits' dtype;

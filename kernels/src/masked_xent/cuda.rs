@@ -1,6 +1,6 @@
 //! Launchers for `masked_xent.cu`: the fused cross-entropy (forward, reduction, backward) and
 //! the masked softmax kernels, f32 and bf16 logits. Raw device addresses in, launches out;
-//! every kernel used here is listed by [`all_kernels`], which `kernels/tests/cuda_launch_refs.rs`
+//! every kernel used here is listed by [`all_kernels`], which `kernels/tests/nvrtc.rs`
 //! checks against the compiled PTX (names and parameter kinds, including `XentParams`' size).
 //!
 //! The mask travels as the encoding's own bytes ([`mask_bytes`]): dense `u8` per (row, class),

@@ -1,7 +1,7 @@
 //! Launchers for `norm.cu`: layer norm and RMS norm over the rows of a contiguous `[rows, n]`
 //! buffer, forward (saving f32 statistics per row) and backward (dx per row; dγ, dβ through
 //! the two-launch plan of [`super::launch::param_grads`], with an f32 workspace from the pool).
-//! Every kernel used here is in [`all_kernels`], checked against the PTX by `cuda_launch_refs`.
+//! Every kernel used here is in [`all_kernels`], checked against the PTX by `kernels/tests/nvrtc.rs`.
 //!
 //! All functions are `unsafe`: the addresses must be live device memory of `dev` holding what
 //! the sizes describe (`rows · n` elements of the dtype for x, g, y, dx; `n` for the weight and

@@ -1,6 +1,6 @@
 //! Launchers for `optim.cu`: the group tables on the device and the update launches. Every
 //! kernel of the file has a [`KernelRef`] here (checked against the PTX by
-//! `kernels/tests/cuda_launch_refs.rs`, including the config structs' sizes). AdamW, Lion (every
+//! `kernels/tests/nvrtc.rs`, including the config structs' sizes). AdamW, Lion (every
 //! κ: the ℓ2 κ adds the per-tensor norm pass `sumsq_*` + `norm_finish`), SGD and UPGD's two
 //! passes have launch functions, each one launch per group table whatever its tensor count.
 //! `clip_finish` (the on-device global-norm clip) is declared but has no launcher yet.

@@ -2,7 +2,7 @@
 //! the gradient), the keep mask, and uniform f32 draws, all bit-identical to the CPU reference
 //! for the same `(seed, offset)` (the contract in [`super`]). The threshold and scale are
 //! computed on the host by [`DropoutArgs`], as the CPU computes them. Every kernel used here is
-//! in [`all_kernels`], checked against the PTX by `cuda_launch_refs`.
+//! in [`all_kernels`], checked against the PTX by `kernels/tests/nvrtc.rs`.
 //!
 //! All functions are `unsafe`: the addresses must be live contiguous device memory of `dev`
 //! holding `n` elements of the named type.

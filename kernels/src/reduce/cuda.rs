@@ -1,7 +1,7 @@
 //! Launchers for `reduce.cu`: row reductions over a contiguous `[rows, n]` buffer and
 //! middle-axis reductions over a contiguous `[outer, r, inner]` buffer. Launch shapes come
 //! from [`super::launch`]; every kernel used here is listed by [`all_kernels`], which
-//! `kernels/tests/cuda_launch_refs.rs` checks against the compiled PTX.
+//! `kernels/tests/nvrtc.rs` checks against the compiled PTX.
 //!
 //! All functions are `unsafe`: the addresses must be live device memory of `dev` holding the
 //! elements the sizes describe, of the named dtype; the tensor layer checks sizes.

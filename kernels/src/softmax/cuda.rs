@@ -1,6 +1,6 @@
 //! Launchers for `softmax.cu`: softmax and log-softmax over the rows of a contiguous
 //! `[rows, n]` buffer, forward and backward. Shapes from [`super::launch::rows`]; every kernel
-//! used here is in [`all_kernels`], checked against the PTX by `cuda_launch_refs`.
+//! used here is in [`all_kernels`], checked against the PTX by `kernels/tests/nvrtc.rs`.
 //!
 //! All functions are `unsafe`: the addresses must be live device memory of `dev` holding
 //! `rows · n` elements of the named dtype; outputs must not alias inputs.
