@@ -86,6 +86,8 @@ fn emulator_pass(first: &Command, root: &Path) -> Result<u8, String> {
             "optim_cuda",
             "--test",
             "emulator",
+            "--test",
+            "cvx_cuda",
             "--",
             "--skip",
             "training_steps_reuse_pooled_memory",

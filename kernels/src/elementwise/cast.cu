@@ -157,7 +157,7 @@ CAST_FN u64 cast_bits(int from, int to, u64 bits) {
     return encode(to, decode(from, bits));
 }
 
-#if defined(__CUDACC__) || defined(__CUDACC_RTC__)
+#if defined(__CUDACC__) || defined(__CUDACC_RTC__) || defined(KERNELS_EMU)
 
 // Storage word of each type code: conversions work on raw bits.
 template <int T> struct Word;

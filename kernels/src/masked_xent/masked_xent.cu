@@ -224,11 +224,16 @@ __device__ __forceinline__ void map_row(const T* in, T* out, long long n, F&& f)
 }
 
 // ---------------------------------------------------------------------------------------------
-// Online log-sum-exp state, in log2 units (t = x * log2 e), and its block reduction.
+// Online log-sum-exp state and its block reduction. The max is kept in the logits' own units
+// and each exponent is formed as 2^((x - m) log2 e): the difference is taken before scaling,
+// so lse = m + ln(s) is exactly the max when one class dominates (s = 1), and log-softmax of a
+// one-class row is exactly 0 as on the CPU. (Keeping m in log2 units, t = x log2 e, rounded
+// twice: (x log2 e) ln 2 != x, which left log-softmax values off by an ulp of x; the host
+// emulator's parity run showed it on a [1, 1] row.)
 
 struct Lse {
-    float m;      // running max of t
-    float s;      // sum of 2^(t - m)
+    float m;      // running max of the allowed x
+    float s;      // sum of e^(x - m)
     float sum;    // sum of allowed x (for label smoothing)
     int count;    // allowed classes seen
     int flags;    // 1: NaN seen, 2: +inf seen
@@ -236,10 +241,10 @@ struct Lse {
 
 __device__ __forceinline__ void fold(float& m, float& s, float m2, float s2) {
     if (m2 > m) {
-        s = s * exp2_fast(m - m2) + s2;
+        s = s * exp2_fast((m - m2) * LOG2E) + s2;
         m = m2;
     } else if (m2 > neg_inf()) {
-        s += s2 * exp2_fast(m2 - m);
+        s += s2 * exp2_fast((m2 - m) * LOG2E);
     }
 }
 
@@ -249,13 +254,12 @@ __device__ __forceinline__ void lse_add(Lse& st, float v) {
     if (v == pos_inf()) { st.flags |= 2; return; }
     st.sum += v;
     if (v == neg_inf()) return;
-    const float t = v * LOG2E;
     // One exp2 per element; the branch is taken only when this thread's max grows.
-    if (t > st.m) {
-        st.s = st.s * exp2_fast(st.m - t) + 1.0f;
-        st.m = t;
+    if (v > st.m) {
+        st.s = st.s * exp2_fast((st.m - v) * LOG2E) + 1.0f;
+        st.m = v;
     } else {
-        st.s += exp2_fast(t - st.m);
+        st.s += exp2_fast((v - st.m) * LOG2E);
     }
 }
 
@@ -314,9 +318,9 @@ __device__ __forceinline__ float finish_lse(Lse st, long long classes, float mas
     if (st.flags & 1) return quiet_nan();
     if (st.flags & 2) return pos_inf();
     const long long masked = classes - st.count;
-    if (masked > 0 && mask_value > neg_inf()) fold(st.m, st.s, mask_value * LOG2E, (float)masked);
+    if (masked > 0 && mask_value > neg_inf()) fold(st.m, st.s, mask_value, (float)masked);
     if (st.m == neg_inf()) return neg_inf();
-    return (st.m + log2f(st.s)) * LN2;
+    return st.m + log2f(st.s) * LN2;
 }
 
 // ---------------------------------------------------------------------------------------------
