@@ -14,13 +14,19 @@ pub struct TestArgs {
     #[arg(long)]
     no_fetch: bool,
 
-    /// Also run the CUDA parity tests (autograd `parity`, nn `optim_cuda`) and the emulator's
-    /// own tests on the host emulator (docs/emulator.md): the workspace is built once with
-    /// `--features kernels/emulator`, then those tests run again with KERNELS_EMULATOR=1
-    /// REQUIRE_CUDA=1. The emulator executes the CUDA sources on the CPU; it is NOT a GPU check.
-    /// Off by default: on a 2-core machine it adds several minutes.
+    /// Skip the host-emulator pass. By default the workspace is built once with
+    /// `--features kernels/emulator` and, after the ordinary tests, the CUDA parity tests
+    /// (autograd `parity`, nn `optim_cuda`, kernels `cvx_cuda`) and the emulator's own tests run
+    /// again with KERNELS_EMULATOR=1 REQUIRE_CUDA=1: every launcher and kernel executes, as C++
+    /// on the CPU (docs/emulator.md). It is NOT a GPU check.
     #[arg(long)]
-    emulator: bool,
+    no_emulator: bool,
+
+    /// Run every emulated test, including the three slowest (the f32 attention grid, the bf16
+    /// attention kernels and every cross-entropy option: over a minute each on 2 cores), which
+    /// the default pass leaves out to keep CI short.
+    #[arg(long)]
+    emulator_full: bool,
 
     /// Passed on to `cargo test --workspace`, e.g. `cargo xtask test -- --release` or
     /// `cargo xtask test -- spill -- --nocapture` (a test-name filter, then libtest flags).
@@ -30,7 +36,8 @@ pub struct TestArgs {
 
 pub fn run(args: &TestArgs, root: &Path) -> Result<u8, String> {
     // One feature set for both passes, so the emulator pass reuses the first pass's build.
-    let features: &[&str] = if args.emulator {
+    let emulate = !args.no_emulator;
+    let features: &[&str] = if emulate {
         &["--features", "kernels/emulator"]
     } else {
         &[]
@@ -63,16 +70,16 @@ pub fn run(args: &TestArgs, root: &Path) -> Result<u8, String> {
     progress(&format!("running: {}", shown.join(" ")));
     let status = cmd.status().map_err(|e| format!("could not run cargo: {e}"))?;
     let code = exit_code(status);
-    if code != 0 || !args.emulator {
+    if code != 0 || !emulate {
         return Ok(code);
     }
-    emulator_pass(&cmd, root)
+    emulator_pass(&cmd, root, args.emulator_full)
 }
 
 /// The CUDA tests again, on the host emulator. The memory test runs alone, as on a GPU
 /// machine (gpu_bundle.rs): it counts the shared pool's allocations, which other tests running
 /// beside it would add to.
-fn emulator_pass(first: &Command, root: &Path) -> Result<u8, String> {
+fn emulator_pass(first: &Command, root: &Path, full: bool) -> Result<u8, String> {
     progress(
         "HOST EMULATOR pass: the CUDA parity tests with every kernel executed on the CPU \
          (KERNELS_EMULATOR=1 REQUIRE_CUDA=1). This is not a GPU check: timings, memory-model \
@@ -100,11 +107,23 @@ fn emulator_pass(first: &Command, root: &Path) -> Result<u8, String> {
             "memory::training_steps_reuse_pooled_memory",
         ],
     ];
-    for extra in runs {
+    // The slowest emulated tests; the default pass leaves them to --emulator-full.
+    const SLOW: [&str; 3] = [
+        "attention::attention_f32_every_mask_kind_and_awkward_lengths",
+        "attention_bf16::attention_bf16_kernels_against_the_cpu",
+        "masked_xent::masked_xent_every_option_and_encoding",
+    ];
+    for (i, extra) in runs.iter().enumerate() {
+        let mut extra: Vec<&str> = extra.to_vec();
+        if i == 0 && !full {
+            for name in SLOW {
+                extra.extend(["--skip", name]);
+            }
+        }
         let mut cmd = Command::new(cargo());
         cmd.current_dir(root)
             .args(["test", "--workspace", "--features", "kernels/emulator"])
-            .args(extra)
+            .args(&extra)
             .env("KERNELS_EMULATOR", "1")
             .env("REQUIRE_CUDA", "1");
         for (k, v) in first.get_envs() {
