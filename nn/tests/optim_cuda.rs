@@ -523,6 +523,74 @@ fn lion_l2_kappa_trajectories_match_the_cpu() {
     }
 }
 
+/// The global-norm clip on CUDA parameters, f32 and bf16. The norm is summed in f32 on the
+/// device (f64 on the CPU), so the two scales s = 1/‖g‖ differ by the norms' relative difference
+/// r (asserted <= 1e-5; a few f32 roundings over 77k terms). Clipped, every |s·g_i| <= 1, so
+/// the two SGD updates lr·s·g_i differ by at most lr·r per step: the tolerance accumulates
+/// lr·r (with the measured r) plus one rounding flip per step (`per_step`'s ulps).
+#[test]
+fn clip_grad_norm_on_cuda_matches_the_cpu() {
+    let Some(dev) = cuda_or_skip("clip_grad_norm parity") else {
+        return;
+    };
+    const LR: f64 = 0.1;
+    let steps = 4;
+    for dtype in [DType::F32, DType::BF16] {
+        let mut drift = 0.0;
+        let init: Vec<Tensor> = SHAPES
+            .iter()
+            .enumerate()
+            .map(|(i, s)| randn(s, dtype, 40 + i as u64))
+            .collect();
+        let mut runs = Vec::new();
+        for device in [Device::Cpu, dev] {
+            let params: Vec<Tensor> = init.iter().map(|p| p.to_device(device).unwrap()).collect();
+            let mut opt = Optimizer::new(
+                params.clone(),
+                Sgd {
+                    lr: 0.1,
+                    ..Sgd::default()
+                },
+            )
+            .unwrap();
+            opt.set_clip_grad_norm(Some(1.0)).unwrap();
+            runs.push((params, opt));
+        }
+        for step in 0..steps {
+            let grads: Vec<Tensor> = SHAPES
+                .iter()
+                .enumerate()
+                .map(|(i, s)| randn(s, dtype, 500 + step * 10 + i as u64))
+                .collect();
+            let mut norms = Vec::new();
+            for (params, opt) in runs.iter_mut() {
+                let device = params[0].device();
+                let g: Vec<Tensor> = grads.iter().map(|g| g.to_device(device).unwrap()).collect();
+                let report = opt
+                    .step_with(|p| {
+                        params
+                            .iter()
+                            .position(|q| q.shares_storage_with(p))
+                            .map(|i| g[i].clone())
+                    })
+                    .unwrap_or_else(|e| panic!("clipped SGD {dtype} on {device}: {e}"));
+                norms.push(report.grad_norm.expect("clipping reports the norm"));
+            }
+            assert!(norms[0] > 1.0, "the clip must be active: norm {}", norms[0]);
+            assert!(
+                (norms[0] - norms[1]).abs() <= 1e-5 * norms[0],
+                "{dtype}: global norm CPU {} vs CUDA {}",
+                norms[0],
+                norms[1]
+            );
+            drift += LR * (norms[0] - norms[1]).abs() / norms[0];
+            for (i, (c, g)) in runs[0].0.iter().zip(&runs[1].0).enumerate() {
+                assert_agree("clipped SGD", dtype, i, step + 1, c, g, per_step(step + 1, drift));
+            }
+        }
+    }
+}
+
 #[test]
 fn what_has_no_cuda_kernel_says_so() {
     let Some(dev) = cuda_or_skip("optimizer CUDA limits") else {

@@ -146,15 +146,21 @@ where
 /// Σ g² of one gradient in f64 (the global-norm clip).
 pub(crate) fn grad_sumsq(grad: &Tensor) -> Result<f64> {
     if grad.device() != Device::Cpu {
-        // On CUDA through the tensor ops (f32 only: bf16 does not compute at the tensor level);
-        // the sum is f32 on the device, widened here. The fused sumsq kernels are not launched.
-        if grad.dtype() != DType::F32 {
-            return Err(Error::NotImplementedOnDevice {
-                op: "clip_grad_norm",
-                device: grad.device(),
-            });
-        }
-        let s = grad.mul(grad)?.sum_all()?;
+        // On CUDA through the tensor ops, which compute in f32: a bf16 gradient is widened on
+        // the device first (exact). The sum is f32 on the device, widened here; the fused sumsq
+        // kernels are not launched.
+        let g32 = match grad.dtype() {
+            DType::F32 => grad.clone(),
+            DType::BF16 => grad.to_dtype(DType::F32)?,
+            d => {
+                return Err(Error::UnsupportedDType {
+                    op: "clip_grad_norm",
+                    dtype: d,
+                    expected: "f32 or bf16 gradients on CUDA",
+                })
+            }
+        };
+        let s = g32.mul(&g32)?.sum_all()?;
         return Ok(s.to_vec_f64()?[0]);
     }
     match grad.dtype() {
