@@ -263,11 +263,11 @@ fn f64_sources_round_once_to_the_nearest_bf16_and_f16() {
         // Positive normal values with random low bits (the sticky bits matter): exponents
         // 2^-8..2^7 are normal in both bf16 and f16.
         let x = f64::from_bits(((1023 - 8 + (w >> 60)) << 52) | (w & mantissa));
-        let b = f64_to_bf16(x) as u16;
+        let b = f64_to_bf16(x);
         let widen_b = |v: u16| bf16::from_bits(v).to_f64();
         let around = if widen_b(b) > x { (b - 1, b) } else { (b, b + 1) };
         assert_eq!(b, nearest(x, widen_b, around), "bf16 of {x:e}");
-        let h = f64_to_f16(x) as u16;
+        let h = f64_to_f16(x);
         let widen_h = |v: u16| f16::from_bits(v).to_f64();
         let around = if widen_h(h) > x { (h - 1, h) } else { (h, h + 1) };
         assert_eq!(h, nearest(x, widen_h, around), "f16 of {x:e}");
