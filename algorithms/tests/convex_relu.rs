@@ -5,82 +5,9 @@
 //! best non-convex Adam run.
 
 use algorithms::convex_relu::*;
-use serde_json::Value;
 
-struct Golden {
-    name: String,
-    ds: Dataset,
-    pats: Patterns,
-    beta: f64,
-    loss: String,
-    v: Value,
-}
-
-fn golden() -> Vec<Golden> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../tests/golden/convex_relu_golden.json"
-    );
-    let root: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    assert_eq!(
-        root["cvxpy_version"], "1.9.3",
-        "regenerated with another cvxpy: update the pins"
-    );
-    root["problems"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| {
-            let f = |k: &str| {
-                p[k].as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|v| v.as_f64().unwrap())
-                    .collect::<Vec<_>>()
-            };
-            let (n, d) = (
-                p["n"].as_u64().unwrap() as usize,
-                p["d"].as_u64().unwrap() as usize,
-            );
-            let mut ds = Dataset::new(f("x"), f("y"), d).unwrap();
-            ds.has_bias = true; // the script's last column is the bias
-            let rows: Vec<Vec<u8>> = p["patterns"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|r| {
-                    r.as_array()
-                        .unwrap()
-                        .iter()
-                        .map(|b| b.as_u64().unwrap() as u8)
-                        .collect()
-                })
-                .collect();
-            let pats = Patterns::from_rows(&rows, n);
-            assert_eq!(pats.p, rows.len());
-            Golden {
-                name: p["name"].as_str().unwrap().into(),
-                ds,
-                pats,
-                beta: p["beta"].as_f64().unwrap(),
-                loss: p["loss"].as_str().unwrap().into(),
-                v: p.clone(),
-            }
-        })
-        .collect()
-}
-
-fn loss_of(g: &Golden) -> Loss {
-    match g.loss.as_str() {
-        "squared" => Loss::Squared,
-        "logistic" => Loss::Logistic,
-        other => panic!("{other}"),
-    }
-}
-
-fn rel(a: f64, b: f64) -> f64 {
-    (a - b).abs() / b.abs()
-}
+mod convex_relu_golden;
+use convex_relu_golden::*;
 
 /// Our exact enumeration (extreme rays of the arrangement, Rust) finds the same set of patterns
 /// as the script's (numpy): the stored patterns are every region.
@@ -393,26 +320,14 @@ fn demo_admm_configuration_converges() {
 
 /// The CUDA device for the CPU/CUDA solver parity test, or `None` after printing why it skips
 /// (the conventions of `autograd/tests/parity`): `REQUIRE_CUDA=1` turns the skip into a failure.
-fn cuda_or_skip(test: &str) -> Option<Device> {
-    match Device::cuda_unavailable_reason() {
-        None => Some(Device::Cuda(0)),
-        Some(why) => {
-            let required = std::env::var("REQUIRE_CUDA").is_ok_and(|v| v == "1");
-            assert!(!required, "REQUIRE_CUDA=1 but CUDA is not usable: {why}");
-            let _ = std::io::Write::write_all(
-                &mut std::io::stderr(),
-                format!("\n{test}: SKIPPED (no GPU; REQUIRE_CUDA=1 makes this fail): {why}\n").as_bytes(),
-            );
-            None
-        }
-    }
-}
-
 /// Every solver gives the same iterates with its products on CUDA as on the CPU, over a short
 /// run (50 iterations) of each golden problem kind. Tolerance 1e-9 relative to the iterate's
 /// size: the f64 products differ in summation order only (~1e-16 relative each), ADMM and
 /// PDHG are non-expansive, and FISTA's restart and backtracking tests are not near ties on
-/// these problems, so 50 iterations cannot grow rounding to anywhere near 1e-9.
+/// these problems, so 50 iterations cannot grow rounding to anywhere near 1e-9. The barrier
+/// method runs 10 Newton steps: its host-side Cholesky and GEMMs are the same code on both
+/// sides, so only the products' rounding differs, and the early Newton systems are well
+/// conditioned (t is small).
 #[test]
 fn solvers_give_the_same_iterates_on_cpu_and_cuda() {
     let Some(cuda) = cuda_or_skip("solvers_give_the_same_iterates_on_cpu_and_cuda") else {
@@ -470,6 +385,21 @@ fn solvers_give_the_same_iterates_on_cpu_and_cuda() {
             solve_fista(&g.ds, &g.pats, &opt).unwrap()
         };
         close(&format!("{} fista", g.name), &fista(Device::Cpu), &fista(cuda));
+        let barrier = |device| {
+            let opt = BarrierOptions {
+                loss,
+                beta: g.beta,
+                max_iters: 10,
+                device,
+                ..Default::default()
+            };
+            solve_gated_barrier(&g.ds, &g.pats, &opt).unwrap()
+        };
+        close(
+            &format!("{} barrier", g.name),
+            &barrier(Device::Cpu),
+            &barrier(cuda),
+        );
     }
 }
 

@@ -4,8 +4,8 @@
 //! For each problem (teacher-network data, deterministic) it writes the data and patterns to
 //! `target/convex_relu_bench_problems.json`, runs `bench/scripts/convex_relu_cvxpy.py` on them
 //! (the Python in `CVXPY_PYTHON`, default `/tmp/venv-cvx/bin/python`; skipped with a printed
-//! reason when absent), takes cvxpy's optimum as p*, and times ADMM (exact program) and R-FISTA
-//! (gated relaxation) until `|obj − p*| ≤ 1e-3·|p*|` (ADMM also needs its cone violation within
+//! reason when absent), takes cvxpy's optimum as p*, and times ADMM (exact program), R-FISTA
+//! and the dual barrier method (gated relaxation) until `|obj − p*| ≤ 1e-3·|p*|` (ADMM also needs its cone violation within
 //! 1e-3 of the prediction scale). Our time is the median of 5 runs (1 with `--quick`), pattern enumeration excluded
 //! on both sides; cvxpy's is the median of 3, with and without its problem construction.
 //! Prints a table and writes `target/convex_relu_bench.json`.
@@ -20,8 +20,8 @@ use std::process::Command;
 use std::time::Instant;
 
 use algorithms::convex_relu::{
-    enumerate_patterns, sample_patterns, solve_admm, solve_fista, teacher_data, AdmmOptions, Dataset,
-    FistaOptions, Patterns,
+    enumerate_patterns, sample_patterns, solve_admm, solve_fista, solve_gated_barrier, teacher_data,
+    AdmmOptions, BarrierOptions, Dataset, FistaOptions, Patterns,
 };
 
 struct Case {
@@ -172,11 +172,22 @@ fn main() {
     };
     let mut json = Vec::new();
     println!(
-        "{:<15} {:>4} {:>3} {:>5} {:<6} {:>14} {:>10} {:>7} {:>10} {:>10} {:>8}",
-        "problem", "n", "d", "P", "prog", "p* (cvxpy)", "ours s", "iters", "cvxpy s", "solver s", "speedup"
+        "{:<15} {:>4} {:>3} {:>5} {:<6} {:<8} {:>14} {:>10} {:>7} {:>10} {:>10} {:>8}",
+        "problem",
+        "n",
+        "d",
+        "P",
+        "prog",
+        "solver",
+        "p* (cvxpy)",
+        "ours s",
+        "iters",
+        "cvxpy s",
+        "solver s",
+        "speedup"
     );
     for c in &cases {
-        for program in ["exact", "gated"] {
+        for (program, solver) in [("exact", "admm"), ("gated", "fista"), ("gated", "barrier")] {
             let Some(r) = cvx.iter().find(|r| r.0 == c.name && r.1 == program) else {
                 continue;
             };
@@ -186,21 +197,38 @@ fn main() {
             let mut reached = true;
             for _ in 0..runs {
                 let t0 = Instant::now();
-                let sol = if program == "exact" {
-                    let opt = AdmmOptions {
-                        beta: c.beta,
-                        stop_at: Some((p_star, 1e-3)),
-                        ..Default::default()
-                    };
-                    solve_admm(&c.ds, &c.pats, &opt).unwrap()
-                } else {
-                    let opt = FistaOptions {
-                        beta: c.beta,
-                        stop_at: Some((p_star, 1e-3)),
-                        ..Default::default()
-                    };
-                    solve_fista(&c.ds, &c.pats, &opt).unwrap()
-                };
+                let stop_at = Some((p_star, 1e-3));
+                let beta = c.beta;
+                let sol = match solver {
+                    "admm" => solve_admm(
+                        &c.ds,
+                        &c.pats,
+                        &AdmmOptions {
+                            beta,
+                            stop_at,
+                            ..Default::default()
+                        },
+                    ),
+                    "fista" => solve_fista(
+                        &c.ds,
+                        &c.pats,
+                        &FistaOptions {
+                            beta,
+                            stop_at,
+                            ..Default::default()
+                        },
+                    ),
+                    _ => solve_gated_barrier(
+                        &c.ds,
+                        &c.pats,
+                        &BarrierOptions {
+                            beta,
+                            stop_at,
+                            ..Default::default()
+                        },
+                    ),
+                }
+                .unwrap();
                 times.push(t0.elapsed().as_secs_f64());
                 iters = sol.iterations;
                 reached &= (sol.objective - p_star).abs() <= 1e-3 * p_star.abs();
@@ -208,12 +236,13 @@ fn main() {
             let ours = median(times);
             let speedup = r.3 / ours;
             println!(
-                "{:<15} {:>4} {:>3} {:>5} {:<6} {:>14.8e} {:>10.4} {:>7} {:>10.4} {:>10.4} {:>7.1}x{}",
+                "{:<15} {:>4} {:>3} {:>5} {:<6} {:<8} {:>14.8e} {:>10.4} {:>7} {:>10.4} {:>10.4} {:>7.1}x{}",
                 c.name,
                 c.ds.n,
                 c.ds.d,
                 c.pats.p,
                 program,
+                solver,
                 p_star,
                 ours,
                 iters,
@@ -223,7 +252,7 @@ fn main() {
                 if reached { "" } else { " (1e-3 NOT reached)" }
             );
             json.push(format!(
-                "{{\"problem\":\"{}\",\"n\":{},\"d\":{},\"patterns\":{},\"program\":\"{program}\",\"p_star\":{p_star:?},\
+                "{{\"problem\":\"{}\",\"n\":{},\"d\":{},\"patterns\":{},\"program\":\"{program}\",\"solver\":\"{solver}\",\"p_star\":{p_star:?},\
                  \"ours_s\":{ours:?},\"iterations\":{iters},\"reached\":{reached},\"cvxpy_total_s\":{:?},\"cvxpy_solver_s\":{:?},\
                  \"cvxpy_solver\":\"{}\",\"speedup_vs_total\":{speedup:?}}}",
                 c.name, c.ds.n, c.ds.d, c.pats.p, r.3, r.4, r.5
