@@ -45,6 +45,8 @@ def numpy_ops(np):
         return lambda: x / np.sqrt((x * x).mean(axis=-1, keepdims=True) + 1e-6) * w
 
     def xent(c, rng):
+        if c.get("dtype") == "bfloat16":
+            raise Skip("numpy has no bfloat16")
         rows, classes, allowed = c["rows"], c["classes"], c.get("allowed")
         x = rng.standard_normal((rows, classes), dtype=np.float32)
         t = (np.arange(rows) * 7919) % (allowed or classes)
@@ -162,7 +164,9 @@ def torch_ops(torch, device):
     def make(c, seed):
         g = torch.Generator(device=device).manual_seed(seed)
         op = c["op"]
-        dt = {"float32": torch.float32, "float64": torch.float64}[c.get("dtype", "float32")]
+        dt = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16}[
+            c.get("dtype", "float32")
+        ]
         randn = lambda *s: torch.randn(*s, generator=g, device=device, dtype=dt)  # noqa: E731
         if op == "xent":
             rows, classes, allowed = c["rows"], c["classes"], c.get("allowed")

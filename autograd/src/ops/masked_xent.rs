@@ -14,7 +14,7 @@
 
 use super::loss::Reduction;
 use super::softmax::{axis_last, from_rows, to_rows};
-use super::{check_dtype, check_float, shape_vec, with_float};
+use super::{check_dtype, shape_vec, with_float};
 use crate::graph::record;
 use crate::shape::normalize_axis;
 use crate::storage::StorageElement;
@@ -100,6 +100,32 @@ pub fn class_mask(allowed: &Tensor) -> Result<ClassMask> {
     })
 }
 
+/// The logits dtypes these ops take: the compute floats and bf16 (read as stored, computed in
+/// f32; see [`Tensor::cross_entropy_with`] for what comes out).
+fn check_logits(op: &'static str, x: &Tensor) -> Result<()> {
+    match x.dtype() {
+        DType::F32 | DType::F64 | DType::BF16 => Ok(()),
+        other => Err(Error::UnsupportedDType {
+            op,
+            dtype: other,
+            expected: "f32, f64 or bf16",
+        }),
+    }
+}
+
+/// A bf16 tensor's values as the kernels' own bf16 type (the same 16 bits: `half::bf16` and
+/// `kernels::masked_xent::cpu::Bf16` are both a transparent `u16`).
+fn as_kernel_bf16(v: &[half::bf16]) -> Vec<k::Bf16> {
+    v.iter().map(|b| k::Bf16(b.to_bits())).collect()
+}
+
+/// f32 values rounded once to bf16 (round to nearest even, as the CUDA kernels' stores).
+fn round_to_bf16(v: &[f32]) -> Vec<half::bf16> {
+    v.iter()
+        .map(|&x| half::bf16::from_bits(k::Bf16::from_f32(x).0))
+        .collect()
+}
+
 fn bad(op: &'static str, reason: String) -> Error {
     Error::InvalidArgument { op, reason }
 }
@@ -122,7 +148,7 @@ fn masked_softmax_op(kind: Kind, x: &Tensor, axis: isize, mask: &ClassMask, m: f
         Kind::Softmax => "masked_softmax",
         Kind::LogSoftmax => "masked_log_softmax",
     };
-    check_float(op, x)?;
+    check_logits(op, x)?;
     check_mask_value(op, m)?;
     if x.rank() == 0 {
         normalize_axis(op, axis, 1)?;
@@ -136,8 +162,17 @@ fn masked_softmax_op(kind: Kind, x: &Tensor, axis: isize, mask: &ClassMask, m: f
     if x.cuda_data().is_some() {
         return cuda::masked_softmax(kind, x, n, order, inverse, mask, m);
     }
-    let x_rows = to_rows(x, &order)?;
-    let y_rows = with_float!(op, x.dtype(), T => {
+    // bf16 on the CPU: the rows widened to f32 (exact), the f32 kernel, the output rounded once
+    // to bf16; the backward widens the saved bf16 output and the bf16 gradient the same way and
+    // rounds dx once: the arithmetic of the CUDA bf16 kernels.
+    let bf16 = x.dtype() == DType::BF16;
+    let x_rows = to_rows(&x.detach(), &order)?;
+    let x_rows = if bf16 {
+        x_rows.to_dtype(DType::F32)?
+    } else {
+        x_rows
+    };
+    let y_rows = with_float!(op, x_rows.dtype(), T => {
         let mv = <T as kernels::Float>::from_f64(m);
         let y = x_rows.with_slice(|v: &[T]| match kind {
             Kind::Softmax => k::masked_softmax(v, n, mask, mv),
@@ -145,19 +180,34 @@ fn masked_softmax_op(kind: Kind, x: &Tensor, axis: isize, mask: &ClassMask, m: f
         })?;
         Tensor::from_cpu_data(T::wrap(y), x_rows.shape())
     });
+    let y_rows = if bf16 {
+        y_rows.to_dtype(DType::BF16)?
+    } else {
+        y_rows
+    };
     let out = from_rows(&y_rows, &inverse)?;
     let mask = mask.clone();
     let backward = move |g: &Tensor, _: &[bool]| -> Result<Vec<Option<Tensor>>> {
-        let g_rows = to_rows(g, &order)?;
-        let dx_rows = with_float!(op, y_rows.dtype(), T => {
-            let dx = y_rows.with_slice(|y: &[T]| {
-                g_rows.with_slice(|g: &[T]| match kind {
+        let g_rows = to_rows(&g.detach(), &order)?;
+        let (y_w, g_w) = if bf16 {
+            (y_rows.to_dtype(DType::F32)?, g_rows.to_dtype(DType::F32)?)
+        } else {
+            (y_rows.clone(), g_rows)
+        };
+        let dx_rows = with_float!(op, y_w.dtype(), T => {
+            let dx = y_w.with_slice(|y: &[T]| {
+                g_w.with_slice(|g: &[T]| match kind {
                     Kind::Softmax => k::masked_softmax_backward(y, g, n, &mask),
                     Kind::LogSoftmax => k::masked_log_softmax_backward(y, g, n, &mask),
                 })
             })??;
-            Tensor::from_cpu_data(T::wrap(dx), y_rows.shape())
+            Tensor::from_cpu_data(T::wrap(dx), y_w.shape())
         });
+        let dx_rows = if bf16 {
+            dx_rows.to_dtype(DType::BF16)?
+        } else {
+            dx_rows
+        };
         Ok(vec![Some(from_rows(&dx_rows, &inverse)?)])
     };
     Ok(match kind {
@@ -217,6 +267,72 @@ fn check_targets(op: &'static str, t: &[i64], classes: usize, o: &CrossEntropyOp
     Ok(())
 }
 
+/// The forward's per-row results as tensors: the loss (reduced or per row), the per-row lse,
+/// and the backward's coefficients as `[rows, 3]`; a NaN or +inf at an allowed class (lse NaN
+/// or +inf) is an error naming the row.
+fn finish_forward<T: kernels::Float + StorageElement>(
+    f: kernels::masked_xent::XentRows<T>,
+    reduction: Reduction,
+    counted: usize,
+    target_shape: &[usize],
+) -> Result<(Tensor, Tensor, Tensor)> {
+    const OP: &str = "cross_entropy_with";
+    if let Some(r) = f.lse.iter().position(|l| l.is_nan() || *l == T::INFINITY) {
+        return Err(bad(
+            OP,
+            format!("row {r} has a NaN or +inf logit at an allowed class"),
+        ));
+    }
+    let loss = match reduction {
+        Reduction::None => Tensor::from_cpu_data(T::wrap(f.loss), target_shape),
+        Reduction::Sum => Tensor::from_cpu_data(T::wrap(vec![sum(&f.loss)]), &[]),
+        Reduction::Mean => {
+            // Division, not a multiply by 1/count: as `cross_entropy`, one rounding.
+            let mean = if counted == 0 {
+                T::ZERO
+            } else {
+                sum(&f.loss) / <T as kernels::Float>::from_f64(counted as f64)
+            };
+            Tensor::from_cpu_data(T::wrap(vec![mean]), &[])
+        }
+    };
+    let rows = f.lse.len();
+    let lse = Tensor::from_cpu_data(T::wrap(f.lse), target_shape);
+    // The coefficients as a [rows, 3] tensor: the backward closure owns them.
+    let coef: Vec<T> = f.coef.iter().flat_map(|c| [c.beta, c.off, c.target]).collect();
+    Ok((loss, lse, Tensor::from_cpu_data(T::wrap(coef), &[rows, 3])))
+}
+
+/// The backward's host inputs: the incoming gradient (divided by the count for a mean), the
+/// saved lse and the per-row coefficients, in the compute type `T` of the loss.
+#[allow(clippy::type_complexity)]
+fn backward_inputs<T: kernels::Float + StorageElement>(
+    g: &Tensor,
+    lse: &Tensor,
+    coef: &Tensor,
+    reduction: Reduction,
+    counted: usize,
+) -> Result<(Vec<T>, Vec<T>, Vec<kernels::masked_xent::RowCoef<T>>)> {
+    let mut gv = g.to_vec::<T>()?;
+    if reduction == Reduction::Mean {
+        gv[0] = if counted == 0 {
+            T::ZERO
+        } else {
+            gv[0] / <T as kernels::Float>::from_f64(counted as f64)
+        };
+    }
+    let c = coef
+        .to_vec::<T>()?
+        .chunks_exact(3)
+        .map(|c| kernels::masked_xent::RowCoef {
+            beta: c[0],
+            off: c[1],
+            target: c[2],
+        })
+        .collect();
+    Ok((gv, lse.to_vec::<T>()?, c))
+}
+
 impl Tensor {
     /// Softmax along `axis` with the masked classes' logits replaced by `mask_value`
     /// (`jax.nn.softmax(x, where=allowed)` for m = -inf, up to JAX's 0 fill of masked outputs;
@@ -254,7 +370,7 @@ impl Tensor {
         opts: &CrossEntropyOptions,
     ) -> Result<CrossEntropyOutput> {
         const OP: &str = "cross_entropy_with";
-        check_float(OP, self)?;
+        check_logits(OP, self)?;
         check_dtype(OP, targets, DType::I64)?;
         if targets.device() != self.device() {
             return Err(Error::DeviceMismatch {
@@ -305,41 +421,35 @@ impl Tensor {
         };
         let counted = t.iter().filter(|&&v| Some(v) != opts.ignore_index).count();
         let reduction = opts.reduction;
-        let (loss, lse, coef) = with_float!(OP, self.dtype(), T => {
-            let f = self.with_slice(|x: &[T]| k::cross_entropy_forward(x, &t, classes, &opts.mask, &kopts))?;
-            if let Some(r) = f.lse.iter().position(|l| l.is_nan() || *l == T::INFINITY) {
-                return Err(bad(OP, format!("row {r} has a NaN or +inf logit at an allowed class")));
-            }
-            let loss = match reduction {
-                Reduction::None => Tensor::from_cpu_data(T::wrap(f.loss), targets.shape()),
-                Reduction::Sum => Tensor::from_cpu_data(T::wrap(vec![sum(&f.loss)]), &[]),
-                Reduction::Mean => {
-                    // Division, not a multiply by 1/count: as `cross_entropy`, one rounding.
-                    let mean = if counted == 0 { 0.0 } else { sum(&f.loss) / (counted as T) };
-                    Tensor::from_cpu_data(T::wrap(vec![mean]), &[])
-                }
-            };
-            let lse = Tensor::from_cpu_data(T::wrap(f.lse), targets.shape());
-            // The coefficients as a [rows, 3] tensor: the backward closure owns them.
-            let coef: Vec<T> = f.coef.iter().flat_map(|c| [c.beta, c.off, c.target]).collect();
-            (loss, lse, Tensor::from_cpu_data(T::wrap(coef), &[rows, 3]))
-        });
+        // bf16 logits are read as stored and computed in f32 (the kernels' `Logit` widening).
+        let (loss, lse, coef) = if self.dtype() == DType::BF16 {
+            let f = self.with_slice(|x: &[half::bf16]| {
+                k::cross_entropy_forward::<k::Bf16, f32>(&as_kernel_bf16(x), &t, classes, &opts.mask, &kopts)
+            })?;
+            finish_forward(f, reduction, counted, targets.shape())?
+        } else {
+            with_float!(OP, self.dtype(), T => {
+                let f = self.with_slice(|x: &[T]| k::cross_entropy_forward(x, &t, classes, &opts.mask, &kopts))?;
+                finish_forward(f, reduction, counted, targets.shape())?
+            })
+        };
         let (x, mask, saved_lse) = (self.detach(), opts.mask.clone(), lse.clone());
         let loss = record("cross_entropy_with", &[self], loss, move |g, _| {
-            let dx = with_float!(OP, x.dtype(), T => {
-                let mut gv = g.to_vec::<T>()?;
-                if reduction == Reduction::Mean {
-                    gv[0] = if counted == 0 { 0.0 } else { gv[0] / (counted as T) };
-                }
-                let l = saved_lse.to_vec::<T>()?;
-                let c: Vec<kernels::masked_xent::RowCoef<T>> = coef
-                    .to_vec::<T>()?
-                    .chunks_exact(3)
-                    .map(|c| kernels::masked_xent::RowCoef { beta: c[0], off: c[1], target: c[2] })
-                    .collect();
-                let dx = x.with_slice(|xv: &[T]| k::cross_entropy_backward(xv, &t, classes, &mask, &l, &c, &gv))?;
-                Tensor::from_cpu_data(T::wrap(dx), x.shape())
-            });
+            // The gradient is computed in the loss's dtype (f32 for bf16 logits) and, for bf16
+            // logits, rounded once to bf16: dlogits has the logits' dtype.
+            let dx = if x.dtype() == DType::BF16 {
+                let (gv, l, c) = backward_inputs::<f32>(g, &saved_lse, &coef, reduction, counted)?;
+                let dx = x.with_slice(|xv: &[half::bf16]| {
+                    k::cross_entropy_backward(&as_kernel_bf16(xv), &t, classes, &mask, &l, &c, &gv)
+                })?;
+                Tensor::from_cpu_data(half::bf16::wrap(round_to_bf16(&dx)), x.shape())
+            } else {
+                with_float!(OP, x.dtype(), T => {
+                    let (gv, l, c) = backward_inputs::<T>(g, &saved_lse, &coef, reduction, counted)?;
+                    let dx = x.with_slice(|xv: &[T]| k::cross_entropy_backward(xv, &t, classes, &mask, &l, &c, &gv))?;
+                    Tensor::from_cpu_data(T::wrap(dx), x.shape())
+                })
+            };
             Ok(vec![Some(dx)])
         });
         Ok(CrossEntropyOutput { loss, lse })

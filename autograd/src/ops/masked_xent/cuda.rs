@@ -1,8 +1,9 @@
 //! `cross_entropy_with`, `masked_softmax` and `masked_log_softmax` on CUDA tensors:
-//! `masked_xent.cu` through `kernels::masked_xent::cuda`, f32 logits (the dtype tensors compute
-//! in: bf16 is storage, as on the CPU, and the bf16 kernels are reached through `kernels`
-//! directly). Every option of the CPU path: the three mask encodings with hard or finite mask
-//! values, the three reductions, label smoothing, ignore_index, z-loss and the focal weight.
+//! `masked_xent.cu` through `kernels::masked_xent::cuda`, f32 and bf16 logits (bf16 read as
+//! stored and computed in f32; the per-row loss and lse are f32, softmax outputs and dlogits
+//! take the logits' dtype). f64 is CPU-only (`NotImplementedOnDevice`). Every option of the
+//! CPU path: the three mask encodings with hard or finite mask values, the three reductions,
+//! label smoothing, ignore_index, z-loss and the focal weight.
 //!
 //! Errors are the CPU path's: the targets are checked on the host (they are one i64 per row,
 //! a small download next to the logits), and a NaN or +inf logit at an allowed class, which
@@ -14,7 +15,7 @@ use crate::graph::no_grad;
 use crate::graph::record;
 use crate::ops::loss::Reduction;
 use crate::ops::softmax::{from_rows, to_rows};
-use crate::tensor::cuda::{cuda_err, float_type};
+use crate::tensor::cuda::cuda_err;
 use crate::{DType, Error, Result, Tensor};
 use kernels::cuda::{DeviceBuffer, FloatType};
 use kernels::masked_xent::cuda as xent;
@@ -33,6 +34,23 @@ fn upload_mask(op: &'static str, x: &Tensor, mask: &ClassMask) -> Result<Option<
     }
     let dev = x.cuda_dev()?;
     Ok(Some(Arc::new(dev.upload(&bytes).map_err(cuda_err(op))?)))
+}
+
+/// The kernels' logit type for these logits: f32 or bf16; f64 has no CUDA kernel.
+fn logits_type(op: &'static str, x: &Tensor) -> Result<FloatType> {
+    match x.dtype() {
+        DType::F32 => Ok(FloatType::F32),
+        DType::BF16 => Ok(FloatType::BF16),
+        DType::F64 => Err(Error::NotImplementedOnDevice {
+            op,
+            device: x.device(),
+        }),
+        other => Err(Error::UnsupportedDType {
+            op,
+            dtype: other,
+            expected: "f32 or bf16 (on CUDA)",
+        }),
+    }
 }
 
 fn mask_ptr(m: &Option<Arc<DeviceBuffer>>) -> u64 {
@@ -71,12 +89,7 @@ pub(super) fn cross_entropy(
     rows: usize,
     classes: usize,
 ) -> Result<CrossEntropyOutput> {
-    if x.dtype() != DType::F32 {
-        return Err(Error::NotImplementedOnDevice {
-            op: OP,
-            device: x.device(),
-        });
-    }
+    let dt = logits_type(OP, x)?;
     let t = targets.to_vec::<i64>()?;
     check_targets(OP, &t, classes, opts)?;
     let counted = t.iter().filter(|&&v| Some(v) != opts.ignore_index).count();
@@ -106,9 +119,10 @@ pub(super) fn cross_entropy(
         coef: coef.cuda_ptr()?,
         status: status.ptr(),
     };
-    // SAFETY: x is [rows, classes] f32, targets, loss and lse [rows], coef [rows, 3], status
-    // two i32 at STATUS_INIT, and the mask bytes are `p`'s encoding (checked by mask.check).
-    unsafe { xent::forward(&dev, FloatType::F32, &p, &bufs) }.map_err(cuda_err(OP))?;
+    // SAFETY: x is [rows, classes] of `dt`, targets [rows] i64, loss and lse [rows] f32, coef
+    // [rows, 3] f32, status two i32 at STATUS_INIT, and the mask bytes are `p`'s encoding
+    // (checked by mask.check).
+    unsafe { xent::forward(&dev, dt, &p, &bufs) }.map_err(cuda_err(OP))?;
     let mut st = [0i32; 2];
     dev.copy_to_host(&status, 0, &mut st).map_err(cuda_err(OP))?;
     if let Some(e) = status_error(st) {
@@ -138,7 +152,7 @@ pub(super) fn cross_entropy(
     let backward = move |g: &Tensor, _: &[bool]| -> Result<Vec<Option<Tensor>>> {
         let g = contiguous(g)?;
         let dev = g.cuda_dev()?;
-        let dx = Tensor::cuda_empty(xc.shape(), DType::F32, g.device())?;
+        let dx = Tensor::cuda_empty(xc.shape(), xc.dtype(), g.device())?;
         let (g_stride, g_scale) = match reduction {
             Reduction::None => (1, 1.0),
             Reduction::Sum => (0, 1.0),
@@ -156,8 +170,9 @@ pub(super) fn cross_entropy(
             g_scale,
             dx: dx.cuda_ptr()?,
         };
-        // SAFETY: as in the forward; g holds one value (reduced) or one per row.
-        unsafe { xent::backward(&dev, FloatType::F32, &p, &b) }.map_err(cuda_err(OP))?;
+        // SAFETY: as in the forward; g holds one f32 (reduced) or one per row, dx is
+        // [rows, classes] of `dt`.
+        unsafe { xent::backward(&dev, dt, &p, &b) }.map_err(cuda_err(OP))?;
         Ok(vec![Some(dx)])
     };
     let loss = record("cross_entropy_with", &[x], loss, backward);
@@ -180,14 +195,14 @@ pub(super) fn masked_softmax(
         Kind::Softmax => ("masked_softmax", false),
         Kind::LogSoftmax => ("masked_log_softmax", true),
     };
-    let dt = float_type(op, x)?;
+    let dt = logits_type(op, x)?;
     let x_rows = no_grad(|| to_rows(x, &order)?.contiguous())?;
     let rows = x_rows.numel().checked_div(n).unwrap_or(0);
     let p = XentParams::softmax(rows, n, mask, m, log);
     let mask = upload_mask(op, x, mask)?;
     let dev = x.cuda_dev()?;
     let y_rows = Tensor::cuda_empty(x_rows.shape(), x.dtype(), x.device())?;
-    // SAFETY: x_rows and y_rows are contiguous [rows, n] f32 buffers of this device, and the
+    // SAFETY: x_rows and y_rows are contiguous [rows, n] buffers of `dt` on this device, and the
     // mask bytes are `p`'s encoding for these rows (the caller ran `mask.check(rows, n)`).
     unsafe {
         xent::softmax_forward(
@@ -204,8 +219,8 @@ pub(super) fn masked_softmax(
     let backward = move |g: &Tensor, _: &[bool]| -> Result<Vec<Option<Tensor>>> {
         let g_rows = no_grad(|| to_rows(g, &order)?.contiguous())?;
         let dx_rows = Tensor::cuda_empty(y_rows.shape(), y_rows.dtype(), y_rows.device())?;
-        // SAFETY: y_rows, g_rows and dx_rows are contiguous [rows, n] f32 buffers of this
-        // device; the mask is the forward's.
+        // SAFETY: y_rows, g_rows and dx_rows are contiguous [rows, n] buffers of `dt` on this
+        // device (g has the output's dtype); the mask is the forward's.
         unsafe {
             xent::softmax_backward(
                 &*y_rows.cuda_dev()?,

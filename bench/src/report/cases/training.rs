@@ -35,8 +35,12 @@ pub(super) fn cases(scale: Scale) -> Vec<Case> {
     for ((rows, classes), gpu_only) in shapes {
         for masked in [false, true] {
             for backward in [false, true] {
-                out.push(xent_case(rows, classes, masked, backward, gpu_only));
+                out.push(xent_case(rows, classes, masked, backward, gpu_only, DType::F32));
             }
+        }
+        // bf16 logits (read as stored, f32 inside, bf16 dlogits): half the logit bytes.
+        for backward in [false, true] {
+            out.push(xent_case(rows, classes, false, backward, gpu_only, DType::BF16));
         }
     }
     // Optimizer steps over 1M..256M parameters on CUDA (the copy roof is reached only well past
@@ -133,7 +137,14 @@ const XENT_GPU_SHAPES: [(usize, usize); 4] = [
     (16_384, 262_144),
 ];
 
-fn xent_case(rows: usize, classes: usize, masked: bool, backward: bool, gpu_only: bool) -> Case {
+fn xent_case(
+    rows: usize,
+    classes: usize,
+    masked: bool,
+    backward: bool,
+    gpu_only: bool,
+    dtype: DType,
+) -> Case {
     // The range mask keeps the first three quarters of the classes (a vocabulary restricted to
     // a prefix, as in constrained decoding).
     let allowed = classes / 4 * 3;
@@ -142,10 +153,16 @@ fn xent_case(rows: usize, classes: usize, masked: bool, backward: bool, gpu_only
     } else {
         ClassMask::All
     };
-    let mut bytes = xc::forward_bytes(rows, classes, 4, &mask);
+    let logit_bytes = dtype.size_in_bytes();
+    let (dtype_name, torch_dtype) = if dtype == DType::BF16 {
+        ("bf16", "bfloat16")
+    } else {
+        ("f32", "float32")
+    };
+    let mut bytes = xc::forward_bytes(rows, classes, logit_bytes, &mask);
     let mut flops = xc::forward_flops(rows, classes);
     if backward {
-        bytes += xc::backward_bytes(rows, classes, 4, &mask);
+        bytes += xc::backward_bytes(rows, classes, logit_bytes, &mask);
         flops += xc::backward_flops(rows, classes);
     }
     let kernel = format!(
@@ -153,13 +170,13 @@ fn xent_case(rows: usize, classes: usize, masked: bool, backward: bool, gpu_only
         if masked { " (range mask)" } else { "" },
         if backward { "fwd+bwd" } else { "fwd" }
     );
-    let py = json!({"op": "xent", "rows": rows, "classes": classes, "dtype": "float32",
+    let py = json!({"op": "xent", "rows": rows, "classes": classes, "dtype": torch_dtype,
         "allowed": if masked { Some(allowed) } else { None }, "backward": backward});
     Case {
         family: "masked_xent",
         kernel,
         shape: dims(&[rows, classes]),
-        dtype: "f32",
+        dtype: dtype_name,
         bytes,
         flops,
         build: Box::new(move |env| {
@@ -167,7 +184,7 @@ fn xent_case(rows: usize, classes: usize, masked: bool, backward: bool, gpu_only
             if gpu_only && device == Device::Cpu {
                 return Err(format!(
                     "GPU-sized ({:.1} GiB of logits): the CPU runs the CPU-sized rows",
-                    (rows * classes * 4) as f64 / f64::from(1 << 30)
+                    (rows * classes * logit_bytes) as f64 / f64::from(1 << 30)
                 ));
             }
             let opts = CrossEntropyOptions {
@@ -175,7 +192,13 @@ fn xent_case(rows: usize, classes: usize, masked: bool, backward: bool, gpu_only
                 ..Default::default()
             };
             let inputs = sets(env.copies, |seed| {
-                let logits = randn(&[rows, classes], DType::F32, device, seed)?.set_requires_grad(backward);
+                let logits = randn(&[rows, classes], DType::F32, device, seed)?;
+                let logits = if dtype == DType::F32 {
+                    logits
+                } else {
+                    logits.to_dtype(dtype).map_err(err)?
+                };
+                let logits = logits.set_requires_grad(backward);
                 let t: Vec<i64> = (0..rows)
                     .map(|r| ((r * 7919 + seed as usize) % allowed) as i64)
                     .collect();
