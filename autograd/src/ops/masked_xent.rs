@@ -113,10 +113,11 @@ fn check_logits(op: &'static str, x: &Tensor) -> Result<()> {
     }
 }
 
-/// A bf16 tensor's values as the kernels' own bf16 type (the same 16 bits: `half::bf16` and
-/// `kernels::masked_xent::cpu::Bf16` are both a transparent `u16`).
-fn as_kernel_bf16(v: &[half::bf16]) -> Vec<k::Bf16> {
-    v.iter().map(|b| k::Bf16(b.to_bits())).collect()
+/// A bf16 tensor's values as the kernels' own bf16 type, without a copy.
+fn as_kernel_bf16(v: &[half::bf16]) -> &[k::Bf16] {
+    // SAFETY: `half::bf16` and `kernels::masked_xent::cpu::Bf16` are both `#[repr(transparent)]`
+    // over a `u16` (same size, alignment and bit meaning), so the slice reinterprets in place.
+    unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<k::Bf16>(), v.len()) }
 }
 
 /// f32 values rounded once to bf16 (round to nearest even, as the CUDA kernels' stores).
@@ -424,7 +425,7 @@ impl Tensor {
         // bf16 logits are read as stored and computed in f32 (the kernels' `Logit` widening).
         let (loss, lse, coef) = if self.dtype() == DType::BF16 {
             let f = self.with_slice(|x: &[half::bf16]| {
-                k::cross_entropy_forward::<k::Bf16, f32>(&as_kernel_bf16(x), &t, classes, &opts.mask, &kopts)
+                k::cross_entropy_forward::<k::Bf16, f32>(as_kernel_bf16(x), &t, classes, &opts.mask, &kopts)
             })?;
             finish_forward(f, reduction, counted, targets.shape())?
         } else {
@@ -440,7 +441,7 @@ impl Tensor {
             let dx = if x.dtype() == DType::BF16 {
                 let (gv, l, c) = backward_inputs::<f32>(g, &saved_lse, &coef, reduction, counted)?;
                 let dx = x.with_slice(|xv: &[half::bf16]| {
-                    k::cross_entropy_backward(&as_kernel_bf16(xv), &t, classes, &mask, &l, &c, &gv)
+                    k::cross_entropy_backward(as_kernel_bf16(xv), &t, classes, &mask, &l, &c, &gv)
                 })?;
                 Tensor::from_cpu_data(half::bf16::wrap(round_to_bf16(&dx)), x.shape())
             } else {
