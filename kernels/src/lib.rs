@@ -11,6 +11,7 @@ pub mod attention;
 pub mod cuda;
 pub mod cvx;
 pub mod elementwise;
+pub mod fast_exp;
 pub mod float;
 pub mod index;
 pub mod loss;

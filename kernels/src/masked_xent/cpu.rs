@@ -249,7 +249,11 @@ fn backward_rows<L: Logit<T>, T: Float>(
         let x = &logits[r * classes..(r + 1) * classes];
         // With (β, off) = (1, 0) this is exactly g·exp(x − lse): 1·e and e − 0 are exact.
         for (o, &v) in out.iter_mut().zip(x) {
-            *o = gr * (c.beta * (v.widen() - l).exp() - c.off);
+            *o = v.widen() - l;
+        }
+        T::exp_in_place(out);
+        for o in out.iter_mut() {
+            *o = gr * (c.beta * *o - c.off);
         }
         let row_mask = mask.row(r);
         row_mask.fill_masked(0, out, T::ZERO);
@@ -372,8 +376,9 @@ fn row_lse<L: Logit<T>, T: Float>(
             continue;
         }
         for v in z.iter_mut() {
-            *v = (*v - cm).exp();
+            *v -= cm;
         }
+        T::exp_in_place(z);
         fold(&mut big_m, &mut s, cm, sum(z));
     }
     if pos_inf {
