@@ -105,7 +105,11 @@ fn barrier_and_fista_reach_the_same_optimum() {
         assert!(barrier.converged && fista.converged);
         assert!(rel(barrier.objective, fista.objective) < 1e-6, "n {n} {loss:?}");
         // The same neurons: exact zeros from FISTA's prox, from the barrier's final clean-up.
-        assert_eq!(barrier.active_neurons(ds.d), fista.active_neurons(ds.d), "n {n} {loss:?}");
+        assert_eq!(
+            barrier.active_neurons(ds.d),
+            fista.active_neurons(ds.d),
+            "n {n} {loss:?}"
+        );
     }
 }
 

@@ -16,7 +16,8 @@ pub struct TestArgs {
 
     /// Skip the host-emulator pass. By default the workspace is built once with
     /// `--features kernels/emulator` and, after the ordinary tests, the CUDA parity tests
-    /// (autograd `parity`, nn `optim_cuda`, kernels `cvx_cuda`) and the emulator's own tests run
+    /// (autograd `parity`, nn `optim_cuda`, kernels `cvx_cuda`, the convex-ReLU solvers' CPU/CUDA
+    /// iterates) and the emulator's own tests run
     /// again with KERNELS_EMULATOR=1 REQUIRE_CUDA=1: every launcher and kernel executes, as C++
     /// on the CPU (docs/emulator.md). It is NOT a GPU check.
     #[arg(long)]
@@ -85,7 +86,7 @@ fn emulator_pass(first: &Command, root: &Path, full: bool) -> Result<u8, String>
          (KERNELS_EMULATOR=1 REQUIRE_CUDA=1). This is not a GPU check: timings, memory-model \
          races, tensor-core numerics and ptxas code generation are not tested.",
     );
-    let runs: [&[&str]; 2] = [
+    let runs: [&[&str]; 3] = [
         &[
             "--test",
             "parity",
@@ -105,6 +106,14 @@ fn emulator_pass(first: &Command, root: &Path, full: bool) -> Result<u8, String>
             "--",
             "--exact",
             "memory::training_steps_reuse_pooled_memory",
+        ],
+        // The convex-ReLU solvers with their pattern products on the (emulated) device.
+        &[
+            "--test",
+            "convex_relu",
+            "--",
+            "--exact",
+            "solvers_give_the_same_iterates_on_cpu_and_cuda",
         ],
     ];
     // The slowest emulated tests; the default pass leaves them to --emulator-full.
