@@ -140,3 +140,23 @@ fn exp_in_place_f64(v: &mut [f64]) {
         *x = x.exp();
     }
 }
+
+/// `Σ a_i b_i` in four lanes: a single running sum is a serial chain of dependent adds the
+/// compiler may not reassociate, four independent sums vectorize. Shared by the attention
+/// tiles, the convex-ReLU pattern products and the Cholesky factorization.
+#[inline]
+pub(crate) fn dot<T: Float>(a: &[T], b: &[T]) -> T {
+    let mut acc = [T::ZERO; 4];
+    let (ca, cb) = (a.chunks_exact(4), b.chunks_exact(4));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for l in 0..4 {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    let mut tail = T::ZERO;
+    for (&x, &y) in ra.iter().zip(rb) {
+        tail += x * y;
+    }
+    (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
+}

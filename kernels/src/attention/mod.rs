@@ -255,23 +255,7 @@ impl<T: Float> Problem<'_, T> {
     }
 }
 
-/// `Σ a_i b_i` in four lanes, so the compiler can keep four independent sums in flight.
-#[inline]
-pub(crate) fn dot<T: Float>(a: &[T], b: &[T]) -> T {
-    let mut acc = [T::ZERO; 4];
-    let (ca, cb) = (a.chunks_exact(4), b.chunks_exact(4));
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for l in 0..4 {
-            acc[l] += x[l] * y[l];
-        }
-    }
-    let mut tail = T::ZERO;
-    for (&x, &y) in ra.iter().zip(rb) {
-        tail += x * y;
-    }
-    (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
-}
+pub(crate) use crate::float::dot;
 
 /// `y += a · x`.
 #[inline]

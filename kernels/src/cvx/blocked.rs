@@ -13,6 +13,7 @@
 use rayon::prelude::*;
 
 use super::{CvxError, CvxShape};
+use crate::float::dot;
 
 /// Below this many multiply-adds per product the work stays on the calling thread: thread
 /// hand-off costs tens of microseconds, more than a small product.
@@ -32,25 +33,6 @@ pub struct PatternOps {
     /// `p × n`: 2·mask − 1, i.e. ±1.0.
     sign: Vec<f64>,
     parallel: bool,
-}
-
-#[inline]
-fn dot(a: &[f64], b: &[f64]) -> f64 {
-    // Four independent accumulators: the compiler may not reassociate a single f64 sum, so this
-    // is what lets the loop use SIMD lanes.
-    let mut acc = [0.0f64; 4];
-    let (ca, cb) = (a.chunks_exact(4), b.chunks_exact(4));
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for l in 0..4 {
-            acc[l] += x[l] * y[l];
-        }
-    }
-    let mut s = (acc[0] + acc[1]) + (acc[2] + acc[3]);
-    for (x, y) in ra.iter().zip(rb) {
-        s += x * y;
-    }
-    s
 }
 
 impl PatternOps {

@@ -1,8 +1,10 @@
-//! Dense Cholesky factorization and solve for the small symmetric positive-definite systems of
-//! convex ReLU training: the `d × d` blocks `I + XᵀX` and the `n × n` Woodbury core of ADMM's
-//! linear system. Both are factored once per solve, so a plain right-looking loop is enough.
+//! Dense Cholesky factorization and solve for the symmetric positive-definite systems of convex
+//! ReLU training: the `d × d` blocks `I + XᵀX` and the `n × n` Woodbury core of ADMM's linear
+//! system (factored once per solve), and the `n × n` Newton systems of the dual barrier method
+//! (factored every step, hence the blocked factorization).
 
 use super::CvxError;
+use crate::float::dot;
 use crate::matmul::{gemm, GemmScalar, MatRef};
 use crate::Float;
 
@@ -74,26 +76,6 @@ pub fn cholesky<T: Float + GemmScalar>(a: &mut [T], m: usize) -> Result<(), CvxE
         a[i * m + i + 1..(i + 1) * m].fill(<T as Float>::ZERO);
     }
     Ok(())
-}
-
-/// `Σ a_k b_k` with four independent partial sums, so the compiler can keep them in one
-/// vector register (a single running sum is a serial chain of dependent adds). The Newton
-/// systems of `algorithms::convex_relu::barrier` (n × n, n up to a few thousand) spend most of
-/// their factorization time here.
-fn dot<T: Float>(a: &[T], b: &[T]) -> T {
-    let mut acc = [T::ZERO; 4];
-    let (ca, cb) = (a.chunks_exact(4), b.chunks_exact(4));
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for l in 0..4 {
-            acc[l] += x[l] * y[l];
-        }
-    }
-    let mut s = (acc[0] + acc[1]) + (acc[2] + acc[3]);
-    for (x, y) in ra.iter().zip(rb) {
-        s += *x * *y;
-    }
-    s
 }
 
 /// In place, `b ← (L Lᵀ)⁻¹ b` for the factor from [`cholesky`]: a forward then a backward
