@@ -26,8 +26,11 @@
 //! 2201.01965, §4 "Convex Adversarial Training", robust optimization applied to convex training)
 //! but its stored copies did not reach §4's equations, so the formulation above is derived here
 //! from the stated construction (fixed patterns + ℓ∞ robust counterpart) and validated against
-//! cvxpy on the same formulation (`tests/golden/convex_relu_cvxpy.py`). (verify the exact form of
-//! the paper's Theorem against its text when it is at hand.)
+//! cvxpy on the same formulation (`tests/golden/convex_relu_cvxpy.py`). The first author's public
+//! code (GitHub Bai-YT/Convex-NN-Training, `mosek_convex_training.py`, checked with the search tool
+//! on 2026-11-22) confirms the exact (non-robust) program this builds on: ½‖ŷ − y‖² plus β times
+//! the group norms of both weight sets, cones (2D_i − I)X u ≥ 0; it has no robust variant.
+//! (verify the exact form of the paper's robust Theorem against its text when it is at hand.)
 //!
 //! Solver: the program is an LP plus group norms once the ℓ₁ norms and the hinge get epigraph
 //! variables (a_i ≥ |v_i|, s_k ≥ |c_k|, t_k ≥ 0 and ≥ the hinge argument). It is solved by
