@@ -27,7 +27,12 @@ fn unary(op: UnaryOp, x: &Tensor) -> Result<Tensor> {
         unary_cuda(op, x)?
     } else {
         with_float!(name, x.dtype(), T => {
-        let y = x.with_slice(|v: &[T]| map(v, |v| op.forward(v)))?;
+        let y = if op == UnaryOp::Exp {
+            // The slice form vectorizes (kernels::fast_exp for f32).
+            x.with_slice(|v: &[T]| kernels::elementwise::cpu::exp(v))?
+        } else {
+            x.with_slice(|v: &[T]| map(v, |v| op.forward(v)))?
+        };
         Tensor::from_cpu_data(T::wrap(y), x.shape())
         })
     };

@@ -3,6 +3,7 @@
 //! [`crate::strided::for_each_row`].
 
 use crate::strided::for_each_row;
+use crate::Float;
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
 
@@ -26,6 +27,19 @@ pub fn map<T: Copy + Sync, U: Copy + Send>(x: &[T], f: impl Fn(T) -> U + Sync) -
         for (o, &x) in out.iter_mut().zip(&x[start..]) {
             o.write(f(x));
         }
+    })
+}
+
+/// `out[i] = e^{x[i]}`: the slice form of `exp` (`Float::exp_in_place`: the vectorized
+/// `crate::fast_exp` for f32, libm for f64), split across threads like [`map`].
+pub fn exp<T: Float>(x: &[T]) -> Vec<T> {
+    fill_new(x.len(), |start, out| {
+        for (o, &x) in out.iter_mut().zip(&x[start..]) {
+            o.write(x);
+        }
+        // SAFETY: every element of `out` was written just above; MaybeUninit<T> has T's layout.
+        let init = unsafe { &mut *(out as *mut [MaybeUninit<T>] as *mut [T]) };
+        T::exp_in_place(init);
     })
 }
 

@@ -155,8 +155,9 @@ pub(crate) fn softmax_in_place<T: Float>(y: &mut [T]) {
         return;
     }
     for o in y.iter_mut() {
-        *o = (*o - m).exp();
+        *o -= m;
     }
+    T::exp_in_place(y);
     let s = sum(y);
     // Divide rather than multiply by 1/s: one rounding instead of two, and this is the
     // reference the GPU kernels are checked against.
@@ -175,7 +176,16 @@ pub(crate) fn log_softmax_in_place<T: Float>(y: &mut [T]) {
     for o in y.iter_mut() {
         *o -= m;
     }
-    let log_sum = y.iter().map(|&d| d.exp()).sum::<T>().ln();
+    // Σ e^d through a small buffer, so the exponentials vectorize (`Float::exp_in_place`).
+    let mut buf = [T::ZERO; 256];
+    let mut total = T::ZERO;
+    for chunk in y.chunks(buf.len()) {
+        let b = &mut buf[..chunk.len()];
+        b.copy_from_slice(chunk);
+        T::exp_in_place(b);
+        total += b.iter().copied().sum::<T>();
+    }
+    let log_sum = total.ln();
     for o in y.iter_mut() {
         *o -= log_sum;
     }
